@@ -1,0 +1,3 @@
+//! A local Azure for JIT VM access.
+
+pub mod vm_ports;
