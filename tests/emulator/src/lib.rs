@@ -1,3 +1,5 @@
 //! A local Azure for JIT VM access.
 
+pub mod arm_http;
+pub mod clock;
 pub mod vm_ports;

@@ -38,3 +38,76 @@ where
 
 /// A shared gate.
 pub type SharedGate = Arc<dyn PortGate>;
+
+/// What an emulated VM port runs.
+#[derive(Clone, Debug)]
+pub enum PortService {
+    /// An SSH server (russh): public-key authentication for the VM's admin user,
+    /// `exec` of a few commands and a minimal shell.
+    Ssh(Arc<SshService>),
+    /// An RDP endpoint that answers an X.224 Connection Request with a Connection Confirm.
+    Rdp,
+    /// A port with nothing behind it that speaks: it accepts and stays silent even when
+    /// admitted (for WinRM or any port the emulator does not model).
+    Silent,
+}
+
+/// The SSH identity of an emulated Linux VM.
+#[derive(Clone, Debug)]
+pub struct SshService {
+    /// The VM's host key.
+    pub host_key: russh::keys::PrivateKey,
+    /// `osProfile.adminUsername`: the only user that may log in.
+    pub admin_user: String,
+    /// Public keys accepted for the admin user.
+    pub authorized_keys: Vec<russh::keys::PublicKey>,
+    /// `osProfile.computerName`: what `hostname` prints.
+    pub computer_name: String,
+}
+
+/// A running listener for one emulated VM port. Dropping it stops accepting new
+/// connections.
+#[derive(Debug)]
+pub struct PortListener {
+    local_addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PortListener {
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.local_addr
+    }
+}
+
+impl Drop for PortListener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Binds a loopback listener: on `pinned` when the world pins a port number, else on a
+/// free port chosen by the system.
+pub async fn bind(pinned: Option<u16>) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, pinned.unwrap_or(0))).await
+}
+
+/// Serves `service` on `listener`, admitting each new connection only if `gate` says so.
+///
+/// Placeholder until the listeners land: accepts and stays silent.
+pub fn serve(
+    listener: tokio::net::TcpListener,
+    port: VmPort,
+    service: PortService,
+    gate: SharedGate,
+) -> std::io::Result<PortListener> {
+    let local_addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        let _ = (&port, &service, &gate);
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    Ok(PortListener { local_addr, task })
+}
