@@ -2,4 +2,7 @@
 
 pub mod arm_http;
 pub mod clock;
+pub mod providers;
+pub mod state;
 pub mod vm_ports;
+pub mod world;
