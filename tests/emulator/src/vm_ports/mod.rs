@@ -9,6 +9,8 @@
 
 use std::sync::Arc;
 
+pub mod keys;
+
 /// Identifies one emulated VM port: the VM's ARM id and the port number as the JIT
 /// policy, NSG rules (and, behind a firewall, `mappedPort`) carry it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
