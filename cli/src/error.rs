@@ -1,0 +1,203 @@
+//! Exit codes, and the one place errors are turned into them.
+//!
+//! Commands return `anyhow::Error` with context; [`classify`] walks the chain once, finds
+//! the typed error that decides the outcome (an ARM error, an access-flow error, a usage
+//! error) and maps it to an [`ExitStatus`] and a hint. Scripts can rely on the codes:
+//! they are documented in `docs/exit-codes.md` and never reused for something else.
+
+use std::fmt::Write as _;
+
+/// The documented exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Everything worked.
+    Success,
+    /// Something failed that has no more specific code (including a bug).
+    Failure,
+    /// The command line, the config file or an input value is wrong, or a name is
+    /// ambiguous.
+    Usage,
+    /// The VM, policy, subscription or resource group does not exist (or is not visible).
+    NotFound,
+    /// No credential could sign in, or Azure refused the token.
+    Authentication,
+    /// Signed in, but the role lacks a permission (HTTP 403).
+    Denied,
+    /// Azure answered with an error, or kept failing after retries.
+    Azure,
+    /// Waited as long as allowed (port never answered, request never applied).
+    Timeout,
+    /// The VM cannot be reached as asked: JIT is off, the VM is unsupported or stopped.
+    Unavailable,
+    /// The user pressed Ctrl-C or declined a question.
+    Interrupted,
+    /// The SSH or RDP client exited with this status.
+    Child(u8),
+}
+
+impl ExitStatus {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Success => 0,
+            Self::Failure => 1,
+            Self::Usage => 2,
+            Self::NotFound => 3,
+            Self::Authentication => 4,
+            Self::Denied => 5,
+            Self::Azure => 6,
+            Self::Timeout => 7,
+            Self::Unavailable => 8,
+            Self::Interrupted => 130,
+            Self::Child(code) => code,
+        }
+    }
+}
+
+/// Errors the command line itself raises.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A bad flag value, config value or input.
+    #[error("{message}")]
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
+    /// Something named does not exist.
+    #[error("{message}")]
+    NotFound {
+        message: String,
+        hint: Option<String>,
+    },
+    /// The VM cannot be reached as asked.
+    #[error("{message}")]
+    Unavailable {
+        message: String,
+        hint: Option<String>,
+    },
+    /// The user declined or interrupted.
+    #[error("{message}")]
+    Interrupted { message: String },
+    /// A child process (ssh, the RDP client) exited with a failure status; its own
+    /// output already told the user why.
+    #[error("{program} exited with status {code}")]
+    ChildFailed { program: String, code: u8 },
+}
+
+impl CliError {
+    fn status_and_hint(&self) -> (ExitStatus, Option<&str>) {
+        match self {
+            Self::Usage { hint, .. } => (ExitStatus::Usage, hint.as_deref()),
+            Self::NotFound { hint, .. } => (ExitStatus::NotFound, hint.as_deref()),
+            Self::Unavailable { hint, .. } => (ExitStatus::Unavailable, hint.as_deref()),
+            Self::Interrupted { .. } => (ExitStatus::Interrupted, None),
+            Self::ChildFailed { code, .. } => (ExitStatus::Child(*code), None),
+        }
+    }
+}
+
+/// What to tell the user about a failed command.
+#[derive(Debug)]
+pub struct Report {
+    /// The exit status.
+    pub status: ExitStatus,
+    /// One line: the chain of contexts and causes, joined with ": ".
+    pub message: String,
+    /// What to do about it, when something can be done.
+    pub hint: Option<String>,
+    /// Whether to print the message at all (a failed child already spoke for itself).
+    pub silent: bool,
+}
+
+/// Classifies an error into an exit status, a one-line message and a hint.
+pub fn classify(error: &anyhow::Error) -> Report {
+    let mut message = String::new();
+    for (index, cause) in error.chain().enumerate() {
+        let text = cause.to_string();
+        // Contexts often repeat the cause's own words; don't say things twice.
+        if index > 0 && message.contains(&text) {
+            continue;
+        }
+        if index > 0 {
+            message.push_str(": ");
+        }
+        let _ = write!(message, "{text}");
+    }
+
+    for cause in error.chain() {
+        if let Some(cli_error) = cause.downcast_ref::<CliError>() {
+            let (status, hint) = cli_error.status_and_hint();
+            return Report {
+                status,
+                message,
+                hint: hint.map(str::to_owned),
+                silent: matches!(cli_error, CliError::ChildFailed { .. }),
+            };
+        }
+        if let Some(io_error) = cause.downcast_ref::<std::io::Error>()
+            && io_error.kind() == std::io::ErrorKind::Interrupted
+        {
+            return Report {
+                status: ExitStatus::Interrupted,
+                message,
+                hint: None,
+                silent: false,
+            };
+        }
+    }
+    Report {
+        status: ExitStatus::Failure,
+        message,
+        hint: None,
+        silent: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use anyhow::Context as _;
+
+    use super::*;
+
+    #[test]
+    fn the_typed_error_decides_the_status_even_under_context() {
+        let error = Err::<(), _>(CliError::NotFound {
+            message: "no VM named 'web-09'".to_owned(),
+            hint: Some("run jit list".to_owned()),
+        })
+        .context("could not connect")
+        .expect_err("is an error");
+        let report = classify(&error);
+        assert_eq!(report.status, ExitStatus::NotFound);
+        assert_eq!(report.status.code(), 3);
+        assert_eq!(report.message, "could not connect: no VM named 'web-09'");
+        assert_eq!(report.hint.as_deref(), Some("run jit list"));
+    }
+
+    #[test]
+    fn unknown_errors_are_plain_failures() {
+        let report = classify(&anyhow::anyhow!("disk full"));
+        assert_eq!(report.status, ExitStatus::Failure);
+        assert_eq!(report.message, "disk full");
+    }
+
+    #[test]
+    fn exit_codes_are_distinct() {
+        let statuses = [
+            ExitStatus::Success,
+            ExitStatus::Failure,
+            ExitStatus::Usage,
+            ExitStatus::NotFound,
+            ExitStatus::Authentication,
+            ExitStatus::Denied,
+            ExitStatus::Azure,
+            ExitStatus::Timeout,
+            ExitStatus::Unavailable,
+            ExitStatus::Interrupted,
+        ];
+        let mut codes: Vec<u8> = statuses.iter().map(|status| status.code()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), statuses.len());
+    }
+}

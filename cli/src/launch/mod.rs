@@ -1,0 +1,1 @@
+//! Launching the SSH and RDP clients of the platform.

@@ -1,0 +1,83 @@
+//! `jit`: just-in-time VM access for Azure, from the terminal.
+//!
+//! This crate is the command line: it parses arguments ([`args`]), resolves them with the
+//! environment and config file into typed settings ([`settings`]), runs one command
+//! ([`commands`]) and prints through one [`printer::Printer`]. What a command does lives
+//! in the `jit_agent` library; this crate decides how to present it and which exit code
+//! it earns ([`error`]). Both binaries, `jit` and the windowless `jit-agent`, are thin
+//! shims over [`main`] and the agent's runner.
+
+pub mod args;
+pub mod commands;
+pub mod config_file;
+pub mod env_vars;
+pub mod error;
+pub mod launch;
+pub mod logging;
+pub mod printer;
+pub mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::args::Cli;
+use crate::error::{ExitStatus, classify};
+use crate::printer::{Printer, Verbosity};
+use crate::settings::{Environment, GlobalSettings, OutputFormat};
+
+/// Runs `jit` with the process's arguments and environment.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // clap prints help and version on stdout and errors on stderr by itself.
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() {
+                ExitStatus::Usage.code()
+            } else {
+                ExitStatus::Success.code()
+            });
+        }
+    };
+    let environment = Environment::from_process();
+    let settings = match GlobalSettings::resolve(&cli.global, &environment) {
+        Ok(settings) => settings,
+        Err(error) => {
+            let printer = Printer::new(
+                OutputFormat::Table,
+                Verbosity::Normal,
+                environment.get(env_vars::NO_COLOR).is_none(),
+            );
+            let report = classify(&anyhow::Error::new(error));
+            printer.error(&report.message, report.hint.as_deref());
+            return ExitCode::from(report.status.code());
+        }
+    };
+    let printer = Printer::new(settings.output, settings.verbosity, settings.color);
+    logging::init(settings.verbosity, environment.get(env_vars::JIT_LOG));
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            printer.error(&format!("could not start the async runtime: {error}"), None);
+            return ExitCode::from(ExitStatus::Failure.code());
+        }
+    };
+    let result = runtime.block_on(commands::run(cli.command, settings, printer.clone()));
+    // Don't wait for stray blocking tasks (a hung `az`) once the command is done.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    match result {
+        Ok(status) => ExitCode::from(status.code()),
+        Err(error) => {
+            let report = classify(&error);
+            if !report.silent {
+                printer.error(&report.message, report.hint.as_deref());
+            }
+            ExitCode::from(report.status.code())
+        }
+    }
+}
