@@ -36,7 +36,12 @@ pub struct GlobalArgs {
 
     /// Subscription (id or name) to search; repeat for several. Default: every
     /// subscription the sign-in can see.
-    #[arg(long = "subscription", short = 's', global = true, value_name = "SUBSCRIPTION")]
+    #[arg(
+        long = "subscription",
+        short = 's',
+        global = true,
+        value_name = "SUBSCRIPTION"
+    )]
     pub subscriptions: Vec<String>,
 
     /// How to sign in to Azure.
@@ -400,8 +405,16 @@ mod tests {
 
     #[test]
     fn ssh_arguments_after_double_dash_are_kept_verbatim() {
-        let cli = Cli::try_parse_from(["jit", "connect", "web-01", "--", "-L", "8080:x:80", "uptime"])
-            .expect("parses");
+        let cli = Cli::try_parse_from([
+            "jit",
+            "connect",
+            "web-01",
+            "--",
+            "-L",
+            "8080:x:80",
+            "uptime",
+        ])
+        .expect("parses");
         let Command::Connect(connect) = cli.command else {
             panic!("expected connect");
         };

@@ -183,7 +183,10 @@ mod tests {
         let vms = config.vms.expect("vms");
         assert_eq!(vms["rg-web/web-01"].port, Some(2222));
         assert_eq!(
-            config.agent.and_then(|agent| agent.notify_before).as_deref(),
+            config
+                .agent
+                .and_then(|agent| agent.notify_before)
+                .as_deref(),
             Some("10m")
         );
     }
@@ -199,7 +202,10 @@ mod tests {
     fn a_missing_default_file_is_empty_but_a_named_one_is_an_error() {
         let directory = tempfile::tempdir().expect("temp dir");
         let path = directory.path().join("config.toml");
-        assert_eq!(ConfigFile::load(&path, false).expect("empty"), ConfigFile::default());
+        assert_eq!(
+            ConfigFile::load(&path, false).expect("empty"),
+            ConfigFile::default()
+        );
         assert!(matches!(
             ConfigFile::load(&path, true),
             Err(ConfigFileError::Read { .. })

@@ -72,27 +72,51 @@ pub const IDENTITY_HEADER: &str = "IDENTITY_HEADER";
 /// Every variable above, with its one-line description, for `jit config show` and docs.
 pub const ALL: &[(&str, &str)] = &[
     (JIT_CONFIG, "path of the configuration file"),
-    (JIT_CLOUD, "AzureCloud, AzureUSGovernment or AzureChinaCloud"),
-    (JIT_ARM_ENDPOINT, "Azure Resource Manager endpoint of a custom cloud"),
-    (JIT_AUTHORITY_HOST, "Entra ID authority host of a custom cloud"),
+    (
+        JIT_CLOUD,
+        "AzureCloud, AzureUSGovernment or AzureChinaCloud",
+    ),
+    (
+        JIT_ARM_ENDPOINT,
+        "Azure Resource Manager endpoint of a custom cloud",
+    ),
+    (
+        JIT_AUTHORITY_HOST,
+        "Entra ID authority host of a custom cloud",
+    ),
     (JIT_CA_FILE, "PEM file of extra trusted CA certificates"),
     (
         JIT_AUTH,
         "auto, cli, service-principal, managed-identity or workload-identity",
     ),
     (JIT_TENANT, "Entra ID tenant to sign in to"),
-    (JIT_SUBSCRIPTIONS, "comma-separated subscriptions searched by default"),
-    (JIT_MY_IP_URLS, "comma-separated \"what is my IP\" HTTPS URLs"),
+    (
+        JIT_SUBSCRIPTIONS,
+        "comma-separated subscriptions searched by default",
+    ),
+    (
+        JIT_MY_IP_URLS,
+        "comma-separated \"what is my IP\" HTTPS URLs",
+    ),
     (JIT_OUTPUT, "default output format: table or json"),
     (JIT_STATE_DIR, "directory for the agent's state and logs"),
     (JIT_RUNTIME_DIR, "directory for the agent's socket"),
-    (JIT_NO_AGENT, "1 to neither start nor use the background agent"),
+    (
+        JIT_NO_AGENT,
+        "1 to neither start nor use the background agent",
+    ),
     (JIT_LOG, "log filter, for example jit=debug"),
     (NO_COLOR, "disable colours"),
-    (AZURE_CLIENT_ID, "service principal or managed identity client id"),
+    (
+        AZURE_CLIENT_ID,
+        "service principal or managed identity client id",
+    ),
     (AZURE_TENANT_ID, "service principal tenant"),
     (AZURE_CLIENT_SECRET, "service principal secret"),
-    (AZURE_FEDERATED_TOKEN_FILE, "workload identity federated token file"),
+    (
+        AZURE_FEDERATED_TOKEN_FILE,
+        "workload identity federated token file",
+    ),
     (IDENTITY_ENDPOINT, "managed identity endpoint"),
     (IDENTITY_HEADER, "managed identity header secret"),
 ];

@@ -236,7 +236,10 @@ impl GlobalSettings {
         let output = match args.output {
             Some(args::OutputFormat::Table) => OutputFormat::Table,
             Some(args::OutputFormat::Json) => OutputFormat::Json,
-            None => match environment.get(env_vars::JIT_OUTPUT).or(file.output.as_deref()) {
+            None => match environment
+                .get(env_vars::JIT_OUTPUT)
+                .or(file.output.as_deref())
+            {
                 None => OutputFormat::Table,
                 Some(text) => parse_output(text)?,
             },
@@ -255,7 +258,12 @@ impl GlobalSettings {
             my_ip_urls: environment
                 .list(env_vars::JIT_MY_IP_URLS)
                 .or_else(|| file.my_ip_urls.clone())
-                .unwrap_or_else(|| DEFAULT_MY_IP_URLS.iter().map(|url| (*url).to_owned()).collect()),
+                .unwrap_or_else(|| {
+                    DEFAULT_MY_IP_URLS
+                        .iter()
+                        .map(|url| (*url).to_owned())
+                        .collect()
+                }),
             justification: file.justification.clone(),
             duration: file
                 .duration
@@ -311,7 +319,9 @@ impl GlobalSettings {
                 .transpose()?
                 .unwrap_or(SignedDuration::from_secs(60)),
             state_dir: environment.get(env_vars::JIT_STATE_DIR).map(PathBuf::from),
-            runtime_dir: environment.get(env_vars::JIT_RUNTIME_DIR).map(PathBuf::from),
+            runtime_dir: environment
+                .get(env_vars::JIT_RUNTIME_DIR)
+                .map(PathBuf::from),
         };
         Ok(Self {
             config_path,
@@ -330,12 +340,14 @@ impl GlobalSettings {
     /// `resource-group/name`, then name (all case-insensitive, as Azure names are).
     pub fn vm_section(&self, id: &str, resource_group: &str, name: &str) -> Option<&VmSection> {
         let group_and_name = format!("{resource_group}/{name}");
-        [id, group_and_name.as_str(), name].into_iter().find_map(|key| {
-            self.vms
-                .iter()
-                .find(|(candidate, _)| candidate.eq_ignore_ascii_case(key))
-                .map(|(_, section)| section)
-        })
+        [id, group_and_name.as_str(), name]
+            .into_iter()
+            .find_map(|key| {
+                self.vms
+                    .iter()
+                    .find(|(candidate, _)| candidate.eq_ignore_ascii_case(key))
+                    .map(|(_, section)| section)
+            })
     }
 }
 
@@ -477,7 +489,11 @@ fn resolve_azure(
             .clone()
             .or_else(|| environment.get(env_vars::JIT_TENANT).map(str::to_owned))
             .or_else(|| file.tenant.clone())
-            .or_else(|| environment.get(env_vars::AZURE_TENANT_ID).map(str::to_owned)),
+            .or_else(|| {
+                environment
+                    .get(env_vars::AZURE_TENANT_ID)
+                    .map(str::to_owned)
+            }),
         client_id: environment
             .get(env_vars::AZURE_CLIENT_ID)
             .map(str::to_owned)
@@ -597,13 +613,21 @@ mod tests {
     #[test]
     fn flags_beat_environment_beats_file_beats_defaults() {
         assert_eq!(resolve(&[], &[], "").output, OutputFormat::Table);
-        assert_eq!(resolve(&[], &[], "output = \"json\"").output, OutputFormat::Json);
+        assert_eq!(
+            resolve(&[], &[], "output = \"json\"").output,
+            OutputFormat::Json
+        );
         assert_eq!(
             resolve(&[], &[("JIT_OUTPUT", "table")], "output = \"json\"").output,
             OutputFormat::Table
         );
         assert_eq!(
-            resolve(&["-o", "json"], &[("JIT_OUTPUT", "table")], "output = \"table\"").output,
+            resolve(
+                &["-o", "json"],
+                &[("JIT_OUTPUT", "table")],
+                "output = \"table\""
+            )
+            .output,
             OutputFormat::Json
         );
     }
@@ -670,9 +694,18 @@ mod tests {
 
     #[test]
     fn durations_accept_friendly_and_iso_forms() {
-        assert_eq!(parse_duration("30m", "x").expect("ok"), SignedDuration::from_mins(30));
-        assert_eq!(parse_duration("PT0.5H", "x").expect("ok"), SignedDuration::from_mins(30));
-        assert_eq!(parse_duration("1h30m", "x").expect("ok"), SignedDuration::from_mins(90));
+        assert_eq!(
+            parse_duration("30m", "x").expect("ok"),
+            SignedDuration::from_mins(30)
+        );
+        assert_eq!(
+            parse_duration("PT0.5H", "x").expect("ok"),
+            SignedDuration::from_mins(30)
+        );
+        assert_eq!(
+            parse_duration("1h30m", "x").expect("ok"),
+            SignedDuration::from_mins(90)
+        );
         assert!(parse_duration("soon", "x").is_err());
         assert!(parse_duration("0m", "x").is_err());
         assert_eq!(format_duration(SignedDuration::from_mins(90)), "1h30m");
@@ -683,7 +716,10 @@ mod tests {
     fn my_ip_urls_come_from_the_environment_as_a_list_and_must_be_https() {
         let settings = resolve(
             &[],
-            &[("JIT_MY_IP_URLS", "https://a.example/ip, https://b.example/ip")],
+            &[(
+                "JIT_MY_IP_URLS",
+                "https://a.example/ip, https://b.example/ip",
+            )],
             "",
         );
         assert_eq!(

@@ -31,7 +31,9 @@ pub(crate) fn run(
                     Some(path) if path.is_file() => {
                         printer.data(format!("# from {}", path.display()));
                     }
-                    Some(path) => printer.data(format!("# {} does not exist; defaults", path.display())),
+                    Some(path) => {
+                        printer.data(format!("# {} does not exist; defaults", path.display()))
+                    }
                     None => printer.data("# no configuration file; defaults"),
                 }
                 printer.data(text.trim_end());
