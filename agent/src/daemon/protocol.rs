@@ -1,0 +1,445 @@
+//! The messages between `jit` and its agent: JSON, one message per line.
+//!
+//! JSON lines keep the protocol readable with `socat` and easy to evolve: unknown fields
+//! are ignored, and every message is tagged with `"type"`. The first exchange on every
+//! connection is [`Request::Hello`] → [`Response::Welcome`], carrying
+//! [`PROTOCOL_VERSION`] and the program versions; a client that finds an agent of
+//! another version asks it to [`Request::Shutdown`] and starts its own. For that to work
+//! across versions, `Hello`, `Welcome`, `Shutdown` and `ShuttingDown` are **frozen**:
+//! their fields may grow, never change meaning.
+//!
+//! Times are RFC 3339 UTC timestamps and durations ISO 8601 (`PT5M`), both as `jiff`
+//! writes them. `ends_at` is on **Azure's clock** (what ARM returned); the agent turns
+//! it into local deadlines with the clock offset learnt from ARM's `Date` header.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// Bumped whenever a message changes incompatibly.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The longest line either side accepts; a longer one is a protocol error.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// What a client asks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// First message on every connection (frozen).
+    Hello {
+        /// The client's [`PROTOCOL_VERSION`].
+        protocol_version: u32,
+        /// The client program's version, e.g. `0.1.0`.
+        client_version: String,
+    },
+    /// Track a window that was just opened.
+    RegisterWindow {
+        /// The window, as the request returned it.
+        window: Box<AccessWindow>,
+    },
+    /// The windows the agent tracks, with the time left.
+    ListWindows,
+    /// Ask Azure for a new window on the same ports and source; the old one is superseded.
+    ExtendWindow {
+        /// The VM: its resource id, `resource-group/name`, or a name that is unique
+        /// among the tracked windows (all case-insensitive).
+        vm: String,
+        /// How long the new window lasts.
+        length: ExtendLength,
+    },
+    /// Re-read every window from Azure now, then list them.
+    RefreshNow,
+    /// A warm access token for `scope` (only for a client of the same user).
+    GetToken {
+        /// The OAuth scope, e.g. `https://management.azure.com/.default`.
+        scope: String,
+    },
+    /// The agent's own health.
+    Status,
+    /// Stop the agent (frozen).
+    Shutdown,
+}
+
+/// How long an extended window lasts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ExtendLength {
+    /// The policy's maximum for the window's ports.
+    PolicyMaximum,
+    /// This long from now.
+    Duration {
+        /// The length of the new window.
+        duration: SignedDuration,
+    },
+    /// Until this time on Azure's clock.
+    Until {
+        /// The end of the new window.
+        until: Timestamp,
+    },
+}
+
+/// What the agent answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    /// Answer to [`Request::Hello`] (frozen).
+    Welcome(Welcome),
+    /// Answer to [`Request::RegisterWindow`] and [`Request::ExtendWindow`].
+    Window {
+        /// The window as the agent now tracks it.
+        window: Box<WindowView>,
+    },
+    /// Answer to [`Request::ListWindows`] and [`Request::RefreshNow`].
+    Windows(WindowList),
+    /// Answer to [`Request::GetToken`].
+    Token {
+        /// The token; it never touches disk or a log.
+        token: AccessToken,
+    },
+    /// Answer to [`Request::Status`].
+    Status {
+        /// The agent's health.
+        status: Box<AgentStatus>,
+    },
+    /// Answer to [`Request::Shutdown`] (frozen): the agent stops after sending it.
+    ShuttingDown,
+    /// The request failed.
+    Error {
+        /// Why.
+        error: ProtocolError,
+    },
+}
+
+/// The agent's side of the handshake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The agent's [`PROTOCOL_VERSION`].
+    pub protocol_version: u32,
+    /// The agent program's version.
+    pub agent_version: String,
+    /// The agent's process id.
+    pub pid: u32,
+    /// Which configuration the agent runs with (e.g. the ARM endpoint or a profile
+    /// name); a client with a different one replaces the agent.
+    #[serde(default)]
+    pub profile: Option<String>,
+}
+
+/// An access window: ports of one VM opened for one source until a time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessWindow {
+    /// The VM's ARM resource id.
+    pub vm_id: String,
+    /// The VM's name.
+    pub vm_name: String,
+    /// The VM's resource group.
+    pub resource_group: String,
+    /// The VM's subscription id.
+    pub subscription_id: String,
+    /// The JIT policy's ARM resource id (what `initiate` was posted to).
+    pub policy_id: String,
+    /// The ports opened.
+    pub ports: Vec<WindowPort>,
+    /// The source the ports are open for (IP, CIDR or `*`).
+    pub source_address_prefix: String,
+    /// When the request was made, on Azure's clock (`startTimeUtc`).
+    pub requested_at: Timestamp,
+    /// When the window closes, on Azure's clock (`endTimeUtc`).
+    pub ends_at: Timestamp,
+    /// Azure's clock minus the local clock when the window was requested, from ARM's
+    /// `Date` header.
+    pub server_clock_offset_at_registration: SignedDuration,
+    /// The justification sent with the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub justification: Option<String>,
+    /// Where to connect (a public IP or FQDN, or an Azure Firewall's address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_address: Option<String>,
+}
+
+impl AccessWindow {
+    /// Whether `reference` names this window's VM: its id, `resource-group/name`, or its
+    /// name (case-insensitive, as Azure names are).
+    pub fn matches(&self, reference: &str) -> bool {
+        self.vm_id.eq_ignore_ascii_case(reference)
+            || self.vm_name.eq_ignore_ascii_case(reference)
+            || reference.split_once('/').is_some_and(|(group, name)| {
+                group.eq_ignore_ascii_case(&self.resource_group)
+                    && name.eq_ignore_ascii_case(&self.vm_name)
+            })
+    }
+
+    /// Whether both windows are for the same VM.
+    pub fn same_vm(&self, other: &AccessWindow) -> bool {
+        self.vm_id.eq_ignore_ascii_case(&other.vm_id)
+    }
+
+    /// The port numbers, in order.
+    pub fn port_numbers(&self) -> Vec<u16> {
+        self.ports.iter().map(|port| port.number).collect()
+    }
+}
+
+/// One port of a window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowPort {
+    /// The VM's port.
+    pub number: u16,
+    /// The Azure Firewall's DNAT port that reaches it, when the VM is behind one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapped_port: Option<u16>,
+    /// The request port's status as Azure reports it.
+    pub status: PortStatus,
+}
+
+/// A JIT request port's status. Azure models it as an open string, so unknown values
+/// are kept rather than rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum PortStatus {
+    /// The NSG rules are being written.
+    Initiating,
+    /// The port is open.
+    Initiated,
+    /// The port is closed (expired, superseded or revoked).
+    Revoked,
+    /// A status this version does not know.
+    Other(String),
+}
+
+impl From<String> for PortStatus {
+    fn from(value: String) -> Self {
+        match value.to_ascii_lowercase().as_str() {
+            "initiating" => PortStatus::Initiating,
+            "initiated" => PortStatus::Initiated,
+            "revoked" => PortStatus::Revoked,
+            _ => PortStatus::Other(value),
+        }
+    }
+}
+
+impl From<PortStatus> for String {
+    fn from(value: PortStatus) -> Self {
+        value.to_string()
+    }
+}
+
+impl fmt::Display for PortStatus {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(match self {
+            PortStatus::Initiating => "Initiating",
+            PortStatus::Initiated => "Initiated",
+            PortStatus::Revoked => "Revoked",
+            PortStatus::Other(other) => other,
+        })
+    }
+}
+
+/// A tracked window with what the agent knows about it now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowView {
+    /// The window.
+    pub window: AccessWindow,
+    /// Time left on Azure's clock when the answer was built (zero once ended).
+    pub time_left: SignedDuration,
+    /// Whether the "ends soon" notification was sent.
+    pub ends_soon_notified: bool,
+}
+
+/// The tracked windows and the agent's idea of Azure's clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowList {
+    /// Azure's time when the list was built (local clock plus the latest offset).
+    pub azure_now: Timestamp,
+    /// The windows, soonest end first.
+    pub windows: Vec<WindowView>,
+}
+
+/// A bearer token handed to a client of the same user. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessToken {
+    /// The token itself.
+    pub secret: String,
+    /// When it expires (token issuer's clock).
+    pub expires_on: Timestamp,
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("AccessToken")
+            .field("secret", &"<redacted>")
+            .field("expires_on", &self.expires_on)
+            .finish()
+    }
+}
+
+/// The agent's health, for `jit agent status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    /// The agent program's version.
+    pub agent_version: String,
+    /// The agent's [`PROTOCOL_VERSION`].
+    pub protocol_version: u32,
+    /// The agent's process id.
+    pub pid: u32,
+    /// The configuration the agent runs with.
+    pub profile: Option<String>,
+    /// When the agent started (local clock).
+    pub started_at: Timestamp,
+    /// Where the agent listens (socket path or pipe name).
+    pub endpoint: String,
+    /// The state file.
+    pub state_file: PathBuf,
+    /// How many windows are tracked.
+    pub open_windows: usize,
+    /// Azure's clock minus the local clock, from the latest ARM `Date` header.
+    pub server_clock_offset: SignedDuration,
+    /// How long before the end the "ends soon" notification comes.
+    pub notify_before: SignedDuration,
+    /// How often windows are re-read from Azure while any is open.
+    pub refresh_interval: SignedDuration,
+    /// Which Azure backend the agent uses.
+    pub backend: String,
+    /// When windows were last re-read from Azure successfully.
+    pub last_refresh: Option<Timestamp>,
+    /// Why the last re-read failed, if it did.
+    pub last_refresh_error: Option<String>,
+    /// A problem with the state file (e.g. a corrupt file set aside), if any.
+    pub store_problem: Option<String>,
+    /// Why desktop notifications fall back to the log, if they do.
+    pub notifier_problem: Option<String>,
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ProtocolError {
+    /// What kind of failure, for callers to branch on.
+    pub kind: ErrorKind,
+    /// A sentence for the user.
+    pub message: String,
+}
+
+impl ProtocolError {
+    /// An error of `kind` saying `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// Kinds of [`ProtocolError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Client and agent speak different protocol versions; only `Shutdown` is accepted.
+    VersionMismatch,
+    /// The first message was not `Hello`, or a request could not be parsed.
+    InvalidRequest,
+    /// No tracked window matches.
+    NotFound,
+    /// Several tracked windows match a name; use the id or `resource-group/name`.
+    Ambiguous,
+    /// The connecting process belongs to another user.
+    PermissionDenied,
+    /// The agent cannot reach Azure (not signed in, no backend configured).
+    Unavailable,
+    /// Azure refused or failed the call.
+    Backend,
+    /// Something went wrong inside the agent.
+    Internal,
+    /// A kind this version does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window() -> AccessWindow {
+        AccessWindow {
+            vm_id: "/subscriptions/s/resourceGroups/rg-web/providers/Microsoft.Compute/virtualMachines/api-01".into(),
+            vm_name: "api-01".into(),
+            resource_group: "rg-web".into(),
+            subscription_id: "s".into(),
+            policy_id: "p".into(),
+            ports: vec![WindowPort {
+                number: 22,
+                mapped_port: None,
+                status: PortStatus::Initiated,
+            }],
+            source_address_prefix: "198.51.100.7".into(),
+            requested_at: Timestamp::UNIX_EPOCH,
+            ends_at: Timestamp::UNIX_EPOCH,
+            server_clock_offset_at_registration: SignedDuration::ZERO,
+            justification: None,
+            connect_address: None,
+        }
+    }
+
+    #[test]
+    fn requests_are_tagged_json_lines() {
+        let hello = Request::Hello {
+            protocol_version: 1,
+            client_version: "0.1.0".into(),
+        };
+        let text = serde_json::to_string(&hello).unwrap_or_default();
+        assert_eq!(
+            text,
+            r#"{"type":"hello","protocol_version":1,"client_version":"0.1.0"}"#
+        );
+        let shutdown: Result<Request, _> = serde_json::from_str(r#"{"type":"shutdown"}"#);
+        assert_eq!(shutdown.ok(), Some(Request::Shutdown));
+        let extend = Request::ExtendWindow {
+            vm: "api-01".into(),
+            length: ExtendLength::Duration {
+                duration: SignedDuration::from_hours(1),
+            },
+        };
+        let text = serde_json::to_string(&extend).unwrap_or_default();
+        assert!(
+            text.contains(r#""length":{"kind":"duration","duration":"PT1H"}"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_statuses_are_tolerated() {
+        let text = r#"{"number":22,"status":"Expiring","future_field":1}"#;
+        let port: Result<WindowPort, _> = serde_json::from_str(text);
+        assert_eq!(
+            port.ok().map(|port| port.status),
+            Some(PortStatus::Other("Expiring".into()))
+        );
+        let kind: Result<ErrorKind, _> = serde_json::from_str(r#""brand_new""#);
+        assert_eq!(kind.ok(), Some(ErrorKind::Unknown));
+    }
+
+    #[test]
+    fn windows_match_by_id_group_and_name() {
+        let window = window();
+        assert!(window.matches("API-01"));
+        assert!(window.matches("rg-web/api-01"));
+        assert!(window.matches(&window.vm_id.to_uppercase()));
+        assert!(!window.matches("rg-data/api-01"));
+        assert!(!window.matches("web-01"));
+    }
+
+    #[test]
+    fn token_debug_is_redacted() {
+        let token = AccessToken {
+            secret: "eyJ-secret".into(),
+            expires_on: Timestamp::UNIX_EPOCH,
+        };
+        let printed = format!("{token:?}");
+        assert!(!printed.contains("eyJ"), "{printed}");
+        assert!(printed.contains("<redacted>"));
+    }
+}

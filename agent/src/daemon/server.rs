@@ -1,0 +1,954 @@
+//! The agent process: one per user, serving the protocol, keeping windows, firing
+//! notifications on Azure's clock, and re-reading windows from Azure while any is open.
+//!
+//! Start-up order matters for safety: the private directories first, then the instance
+//! lock (held for the agent's whole life, so a second agent stops here), then the socket
+//! (a leftover one is removed only when nothing answers on it), then the state file.
+//! Shutdown reverses it: stop accepting, save, remove the socket, release the lock.
+//!
+//! Inside, a few tasks share one [`Shared`] value: the accept loop (one task per
+//! connection), the scheduler (sleeps until the next "ends soon"/"ended" moment), the
+//! refresher (asks the backend every `refresh_interval` while windows are open), and a
+//! notification task, so a slow notification service never delays an answer or a timer.
+//! State is behind a plain mutex never held across an `.await`.
+
+use std::fs::File;
+use std::future::Future;
+use std::io::{self, Read as _, Write as _};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use tokio::io::BufReader;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinSet;
+
+use super::backend::{AccessBackend, BackendError, Refreshed, WindowUpdate};
+use super::notifier::{EndReason, FallbackNotifier, Notification, NotificationKind, Notifier};
+use super::paths::AgentPaths;
+use super::protocol::{
+    AccessWindow, AgentStatus, ErrorKind, ExtendLength, PROTOCOL_VERSION, ProtocolError, Request,
+    Response, Welcome, WindowList, WindowView,
+};
+use super::schedule::{self, AzureClock, Due};
+use super::store::{StoreError, StoredState, TrackedWindow, WindowStore};
+use super::transport::{self, FrameError, Listener, Peer};
+
+/// The longest the scheduler sleeps without looking again: a suspended laptop's
+/// monotonic clock stops, and a new clock offset may move deadlines.
+const MAX_SCHEDULER_SLEEP: Duration = Duration::from_secs(30);
+
+/// How long pending notifications may take to go out when the agent stops.
+const NOTIFICATION_DRAIN: Duration = Duration::from_secs(2);
+
+/// How the agent behaves.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Where the socket, locks and state live.
+    pub paths: AgentPaths,
+    /// This program's version, sent in the handshake.
+    pub agent_version: String,
+    /// Which configuration the agent runs with (shown to clients, who replace an agent
+    /// with another profile).
+    pub profile: Option<String>,
+    /// How long before the end "ends soon" is sent.
+    pub notify_before: SignedDuration,
+    /// How often windows are re-read from Azure while any is open.
+    pub refresh_interval: Duration,
+    /// Exit after this long with no windows and no requests (`None`: run until asked).
+    pub idle_exit: Option<Duration>,
+}
+
+impl AgentConfig {
+    /// The defaults: warn 5 minutes before the end, re-read every minute, never idle out.
+    pub fn new(paths: AgentPaths, agent_version: impl Into<String>) -> Self {
+        Self {
+            paths,
+            agent_version: agent_version.into(),
+            profile: None,
+            notify_before: SignedDuration::from_mins(5),
+            refresh_interval: Duration::from_secs(60),
+            idle_exit: None,
+        }
+    }
+}
+
+/// Why the agent could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Another agent holds the instance lock (or answers on the socket).
+    #[error("an agent is already running{} ({endpoint})", pid.map(|pid| format!(" as process {pid}")).unwrap_or_default())]
+    AlreadyRunning {
+        /// The endpoint it serves.
+        endpoint: String,
+        /// Its process id, if it wrote one.
+        pid: Option<u32>,
+    },
+    /// A directory could not be created or is not private.
+    #[error("cannot use {path} for the agent: {source}")]
+    Directory {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The lock file could not be opened or locked.
+    #[error("cannot lock {path}: {source}")]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Something that is not a socket sits where the socket goes.
+    #[error("{path} exists and is not a socket; remove it")]
+    NotASocket {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The endpoint could not be bound.
+    #[error("cannot listen on {endpoint}: {source}")]
+    Bind {
+        /// The endpoint.
+        endpoint: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The state file could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A bound agent, ready to [`Agent::serve`].
+#[derive(Debug)]
+pub struct Agent<B, N> {
+    shared: Arc<Shared<B, N>>,
+    listener: Listener,
+    lock: File,
+    notifications: mpsc::UnboundedReceiver<Notification>,
+}
+
+#[derive(Debug)]
+struct Shared<B, N> {
+    config: AgentConfig,
+    backend: B,
+    notifier: FallbackNotifier<N>,
+    store: WindowStore,
+    state: Mutex<State>,
+    /// Wakes the scheduler when windows or the clock changed.
+    changed: Notify,
+    /// Becomes `true` once the agent must stop.
+    stopping: watch::Sender<bool>,
+    refresh_gate: tokio::sync::Mutex<()>,
+    save_gate: tokio::sync::Mutex<()>,
+    notifications: mpsc::UnboundedSender<Notification>,
+    started_at: Timestamp,
+}
+
+#[derive(Debug)]
+struct State {
+    windows: Vec<TrackedWindow>,
+    clock: AzureClock,
+    last_refresh: Option<Timestamp>,
+    last_refresh_error: Option<String>,
+    load_problem: Option<String>,
+    save_problem: Option<String>,
+    last_activity: tokio::time::Instant,
+}
+
+impl<B: AccessBackend, N: Notifier> Agent<B, N> {
+    /// Takes the instance lock, binds the endpoint and loads the state file.
+    pub async fn bind(config: AgentConfig, backend: B, notifier: N) -> Result<Self, ServerError> {
+        let paths = config.paths.clone();
+        for dir in [paths.runtime_dir(), paths.state_dir()] {
+            transport::prepare_private_dir(dir).map_err(|source| ServerError::Directory {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let lock = take_instance_lock(&paths)?;
+        #[cfg(unix)]
+        remove_stale_socket(&paths)?;
+        let listener = Listener::bind(&paths).map_err(|source| bind_error(&paths, source))?;
+
+        let store = WindowStore::new(paths.state_file());
+        let loaded = store.load(Timestamp::now())?;
+        if loaded.dropped_expired > 0 {
+            tracing::info!(
+                count = loaded.dropped_expired,
+                "dropped windows that ended while the agent was not running"
+            );
+        }
+        let load_problem = loaded.set_aside.map(|set_aside| {
+            format!(
+                "the state file was unreadable ({}); it was moved to {}",
+                set_aside.reason,
+                set_aside.moved_to.display()
+            )
+        });
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            backend,
+            notifier: FallbackNotifier::new(notifier),
+            store,
+            state: Mutex::new(State {
+                windows: loaded.state.windows,
+                clock: AzureClock::new(loaded.state.server_clock_offset),
+                last_refresh: None,
+                last_refresh_error: None,
+                load_problem,
+                save_problem: None,
+                last_activity: tokio::time::Instant::now(),
+            }),
+            changed: Notify::new(),
+            stopping: watch::Sender::new(false),
+            refresh_gate: tokio::sync::Mutex::new(()),
+            save_gate: tokio::sync::Mutex::new(()),
+            notifications: sender,
+            started_at: Timestamp::now(),
+            config,
+        });
+        tracing::info!(
+            endpoint = %paths.endpoint_display(),
+            version = %shared.config.agent_version,
+            backend = %shared.backend.describe(),
+            "agent listening"
+        );
+        Ok(Self {
+            shared,
+            listener,
+            lock,
+            notifications: receiver,
+        })
+    }
+
+    /// Where clients connect.
+    pub fn endpoint(&self) -> String {
+        self.shared.config.paths.endpoint_display()
+    }
+
+    /// A problem found while loading the state file (a corrupt file set aside).
+    pub fn load_problem(&self) -> Option<String> {
+        self.shared.lock_state().load_problem.clone()
+    }
+
+    /// Serves until a client asks to shut down, `stop` completes, or the agent idles
+    /// out; then saves, removes the socket and releases the lock.
+    pub async fn serve(self, stop: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
+        let Agent {
+            shared,
+            mut listener,
+            lock,
+            notifications,
+        } = self;
+        let mut background = JoinSet::new();
+        background.spawn(Arc::clone(&shared).run_scheduler());
+        background.spawn(Arc::clone(&shared).run_refresher());
+        if let Some(idle) = shared.config.idle_exit {
+            background.spawn(Arc::clone(&shared).run_idle_watch(idle));
+        }
+        let notifier_task = tokio::spawn(Arc::clone(&shared).run_notifications(notifications));
+        // Windows loaded from disk may already be due.
+        shared.changed.notify_one();
+
+        let mut connections = JoinSet::new();
+        let mut stopping = shared.stopping.subscribe();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => break,
+                () = stopped(&mut stopping) => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        connections.spawn(Arc::clone(&shared).serve_connection(stream, peer));
+                    }
+                    Err(error) => {
+                        // Out of file descriptors and the like: don't spin.
+                        tracing::warn!(%error, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        tracing::info!("agent stopping");
+        shared.stopping.send_replace(true);
+        drop(listener);
+        connections.shutdown().await;
+        while background.join_next().await.is_some() {}
+        if let Err(error) = notifier_task.await {
+            tracing::debug!(%error, "the notification task ended abnormally");
+        }
+        shared.save().await;
+        #[cfg(unix)]
+        if let Err(error) = std::fs::remove_file(shared.config.paths.socket()) {
+            tracing::debug!(%error, "could not remove the socket");
+        }
+        drop(lock);
+        tracing::info!("agent stopped");
+        Ok(())
+    }
+}
+
+fn bind_error(paths: &AgentPaths, source: io::Error) -> ServerError {
+    if cfg!(windows) && source.kind() == io::ErrorKind::PermissionDenied {
+        // The first pipe instance belongs to another process.
+        return ServerError::AlreadyRunning {
+            endpoint: paths.endpoint_display(),
+            pid: None,
+        };
+    }
+    ServerError::Bind {
+        endpoint: paths.endpoint_display(),
+        source,
+    }
+}
+
+/// Opens and locks the instance lock file, writing our pid into it.
+fn take_instance_lock(paths: &AgentPaths) -> Result<File, ServerError> {
+    let path = paths.instance_lock();
+    let lock_error = |source| ServerError::Lock {
+        path: path.clone(),
+        source,
+    };
+    let mut file = open_lock_file(&path).map_err(lock_error)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let pid = file
+                .read_to_string(&mut text)
+                .ok()
+                .and_then(|_| text.trim().parse().ok());
+            return Err(ServerError::AlreadyRunning {
+                endpoint: paths.endpoint_display(),
+                pid,
+            });
+        }
+        Err(std::fs::TryLockError::Error(source)) => return Err(lock_error(source)),
+    }
+    let written = file
+        .set_len(0)
+        .and_then(|()| file.write_all(format!("{}\n", std::process::id()).as_bytes()));
+    if let Err(error) = written {
+        tracing::debug!(%error, "could not write the pid into the lock file");
+    }
+    Ok(file)
+}
+
+/// Opens (creating) a lock file, private to the user.
+pub(crate) fn open_lock_file(path: &std::path::Path) -> io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
+/// Removes a socket left by an agent that died, after checking nothing answers on it.
+#[cfg(unix)]
+fn remove_stale_socket(paths: &AgentPaths) -> Result<(), ServerError> {
+    use std::os::unix::fs::FileTypeExt;
+
+    let socket = paths.socket();
+    let metadata = match std::fs::symlink_metadata(&socket) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(bind_error(paths, source)),
+    };
+    if !metadata.file_type().is_socket() {
+        return Err(ServerError::NotASocket { path: socket });
+    }
+    if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        // Something without our lock answers there: leave it alone.
+        return Err(ServerError::AlreadyRunning {
+            endpoint: paths.endpoint_display(),
+            pid: None,
+        });
+    }
+    tracing::info!(socket = %socket.display(), "removing a stale socket");
+    std::fs::remove_file(&socket).map_err(|source| bind_error(paths, source))
+}
+
+impl<B: AccessBackend, N: Notifier> Shared<B, N> {
+    fn lock_state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent data (every update is a
+        // single assignment or push), so keep going with it.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn request_stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    async fn serve_connection(self: Arc<Self>, stream: transport::BoxedStream, peer: Peer) {
+        let (read_half, mut write_half) = tokio::io::split(stream);
+        let mut reader = BufReader::new(read_half);
+        if peer != Peer::Owner {
+            tracing::warn!(?peer, "refused a connection from another user");
+            let refusal = error_response(
+                ErrorKind::PermissionDenied,
+                "this agent serves only the user who started it",
+            );
+            let _ = transport::write_message(&mut write_half, &refusal).await;
+            return;
+        }
+        let compatible = match self.handshake(&mut reader, &mut write_half).await {
+            Some(compatible) => compatible,
+            None => return,
+        };
+        loop {
+            let line = match transport::read_line(&mut reader).await {
+                Ok(Some(line)) => line,
+                Ok(None) => return,
+                Err(FrameError::TooLong) => {
+                    let error = error_response(ErrorKind::InvalidRequest, "message too long");
+                    let _ = transport::write_message(&mut write_half, &error).await;
+                    return;
+                }
+                Err(FrameError::Io(error)) => {
+                    tracing::debug!(%error, "client connection failed");
+                    return;
+                }
+            };
+            self.lock_state().last_activity = tokio::time::Instant::now();
+            let response = match serde_json::from_slice::<Request>(&line) {
+                Err(error) => error_response(
+                    ErrorKind::InvalidRequest,
+                    format!("unreadable request: {error}"),
+                ),
+                Ok(Request::Shutdown) => {
+                    let _ =
+                        transport::write_message(&mut write_half, &Response::ShuttingDown).await;
+                    tracing::info!("shutdown requested by a client");
+                    self.request_stop();
+                    return;
+                }
+                Ok(_) if !compatible => error_response(
+                    ErrorKind::VersionMismatch,
+                    format!(
+                        "this agent speaks protocol {PROTOCOL_VERSION}; only shutdown is accepted"
+                    ),
+                ),
+                Ok(request) => self.handle(request).await,
+            };
+            if let Err(error) = transport::write_message(&mut write_half, &response).await {
+                tracing::debug!(%error, "could not answer a client");
+                return;
+            }
+        }
+    }
+
+    /// Reads `Hello`, answers `Welcome`; `Some(compatible)` when the client may go on.
+    async fn handshake<R, W>(&self, reader: &mut R, writer: &mut W) -> Option<bool>
+    where
+        R: tokio::io::AsyncBufRead + Unpin,
+        W: tokio::io::AsyncWrite + Unpin,
+    {
+        let line = transport::read_line(reader).await.ok().flatten()?;
+        let Ok(Request::Hello {
+            protocol_version,
+            client_version,
+        }) = serde_json::from_slice::<Request>(&line)
+        else {
+            let error =
+                error_response(ErrorKind::InvalidRequest, "the first message must be hello");
+            let _ = transport::write_message(writer, &error).await;
+            return None;
+        };
+        let welcome = Response::Welcome(Welcome {
+            protocol_version: PROTOCOL_VERSION,
+            agent_version: self.config.agent_version.clone(),
+            pid: std::process::id(),
+            profile: self.config.profile.clone(),
+        });
+        transport::write_message(writer, &welcome).await.ok()?;
+        let compatible = protocol_version == PROTOCOL_VERSION;
+        if !compatible {
+            tracing::info!(
+                protocol_version,
+                %client_version,
+                "a client of another protocol version connected"
+            );
+        }
+        Some(compatible)
+    }
+
+    async fn handle(&self, request: Request) -> Response {
+        match request {
+            Request::Hello { .. } => {
+                error_response(ErrorKind::InvalidRequest, "hello was already exchanged")
+            }
+            Request::RegisterWindow { window } => self.register(*window).await,
+            Request::ListWindows => Response::Windows(self.list()),
+            Request::ExtendWindow { vm, length } => self.extend(&vm, &length).await,
+            Request::RefreshNow => match self.refresh_once().await {
+                Ok(()) => Response::Windows(self.list()),
+                Err(error) => backend_error_response(&error),
+            },
+            Request::GetToken { scope } => match self.backend.token(&scope).await {
+                Ok(token) => Response::Token { token },
+                Err(error) => backend_error_response(&error),
+            },
+            Request::Status => Response::Status {
+                status: Box::new(self.status()),
+            },
+            // Answered in `serve_connection`, which must stop after answering.
+            Request::Shutdown => Response::ShuttingDown,
+        }
+    }
+
+    async fn register(&self, window: AccessWindow) -> Response {
+        if window.ports.is_empty() {
+            return error_response(ErrorKind::InvalidRequest, "the window has no ports");
+        }
+        let clock = AzureClock::new(window.server_clock_offset_at_registration);
+        let azure_now = clock.now();
+        if window.ends_at <= azure_now {
+            return error_response(
+                ErrorKind::InvalidRequest,
+                format!("the window on {} has already ended", window.vm_name),
+            );
+        }
+        let (view, notification) = {
+            let mut state = self.lock_state();
+            state.clock = clock;
+            let tracked = self.fresh_tracking(window, azure_now);
+            let view = view_of(&tracked, azure_now);
+            state
+                .windows
+                .retain(|existing| !existing.window.same_vm(&tracked.window));
+            state.windows.push(tracked);
+            let notification = state
+                .windows
+                .last()
+                .map(|tracked| notification_for(&state, tracked, NotificationKind::Opened));
+            (view, notification)
+        };
+        tracing::info!(vm = %view.window.vm_name, ends_at = %view.window.ends_at, "window registered");
+        self.save().await;
+        self.changed.notify_one();
+        if let Some(notification) = notification {
+            let _ = self.notifications.send(notification);
+        }
+        Response::Window {
+            window: Box::new(view),
+        }
+    }
+
+    /// A tracked window for a window that just opened or changed its end.
+    fn fresh_tracking(&self, window: AccessWindow, azure_now: Timestamp) -> TrackedWindow {
+        let time_left = window.ends_at.duration_since(azure_now);
+        TrackedWindow {
+            ends_soon_notified: schedule::too_short_for_warning(
+                time_left,
+                self.config.notify_before,
+            ),
+            window,
+        }
+    }
+
+    fn list(&self) -> WindowList {
+        let state = self.lock_state();
+        let azure_now = state.clock.now();
+        let mut windows: Vec<WindowView> = state
+            .windows
+            .iter()
+            .map(|tracked| view_of(tracked, azure_now))
+            .collect();
+        windows.sort_by_key(|view| view.window.ends_at);
+        WindowList { azure_now, windows }
+    }
+
+    async fn extend(&self, reference: &str, length: &ExtendLength) -> Response {
+        let window = {
+            let state = self.lock_state();
+            let matching: Vec<&TrackedWindow> = state
+                .windows
+                .iter()
+                .filter(|tracked| tracked.window.matches(reference))
+                .collect();
+            match matching.as_slice() {
+                [] => {
+                    return error_response(
+                        ErrorKind::NotFound,
+                        format!("no open window for {reference}"),
+                    );
+                }
+                [one] => one.window.clone(),
+                several => {
+                    let names: Vec<String> = several
+                        .iter()
+                        .map(|tracked| {
+                            format!(
+                                "{}/{}",
+                                tracked.window.resource_group, tracked.window.vm_name
+                            )
+                        })
+                        .collect();
+                    return error_response(
+                        ErrorKind::Ambiguous,
+                        format!(
+                            "{reference} matches several windows: {}; name one as resource-group/name",
+                            names.join(", ")
+                        ),
+                    );
+                }
+            }
+        };
+        let extended = match self.backend.extend(&window, length).await {
+            Ok(extended) => extended,
+            Err(error) => return backend_error_response(&error),
+        };
+        let clock = AzureClock::new(extended.server_clock_offset_at_registration);
+        let azure_now = clock.now();
+        let view = {
+            let mut state = self.lock_state();
+            state.clock = clock;
+            let tracked = self.fresh_tracking(extended, azure_now);
+            let view = view_of(&tracked, azure_now);
+            state.windows.retain(|existing| {
+                !existing.window.same_vm(&tracked.window) && !existing.window.same_vm(&window)
+            });
+            state.windows.push(tracked);
+            view
+        };
+        tracing::info!(vm = %view.window.vm_name, ends_at = %view.window.ends_at, "window extended");
+        self.save().await;
+        self.changed.notify_one();
+        Response::Window {
+            window: Box::new(view),
+        }
+    }
+
+    /// Re-reads the tracked windows from Azure and applies what changed.
+    async fn refresh_once(&self) -> Result<(), BackendError> {
+        let _gate = self.refresh_gate.lock().await;
+        let asked: Vec<AccessWindow> = self
+            .lock_state()
+            .windows
+            .iter()
+            .map(|tracked| tracked.window.clone())
+            .collect();
+        if asked.is_empty() {
+            return Ok(());
+        }
+        let refreshed = match self.backend.refresh(&asked).await {
+            Ok(refreshed) => refreshed,
+            Err(error) => {
+                tracing::warn!(%error, "re-reading windows from Azure failed");
+                self.lock_state().last_refresh_error = Some(error.to_string());
+                return Err(error);
+            }
+        };
+        let notifications = self.apply_refresh(&asked, refreshed);
+        self.save().await;
+        self.changed.notify_one();
+        for notification in notifications {
+            let _ = self.notifications.send(notification);
+        }
+        Ok(())
+    }
+
+    fn apply_refresh(&self, asked: &[AccessWindow], refreshed: Refreshed) -> Vec<Notification> {
+        let mut state = self.lock_state();
+        if let Some(offset) = refreshed.server_clock_offset {
+            state.clock = AzureClock::new(offset);
+        }
+        let azure_now = state.clock.now();
+        let mut notifications = Vec::new();
+        for update in refreshed.updates {
+            match update {
+                WindowUpdate::Unchanged { .. } => {}
+                WindowUpdate::Changed(window) => {
+                    let window = *window;
+                    let Some(index) = state
+                        .windows
+                        .iter()
+                        .position(|tracked| tracked.window.same_vm(&window))
+                    else {
+                        continue;
+                    };
+                    let current = &state.windows[index];
+                    // A window registered while Azure was being asked is newer: keep it.
+                    if window.requested_at < current.window.requested_at {
+                        continue;
+                    }
+                    let replacement = if window.ends_at == current.window.ends_at {
+                        TrackedWindow {
+                            window,
+                            ends_soon_notified: current.ends_soon_notified,
+                        }
+                    } else {
+                        self.fresh_tracking(window, azure_now)
+                    };
+                    state.windows[index] = replacement;
+                }
+                WindowUpdate::Revoked { vm_id } => {
+                    let Some(index) = state.windows.iter().position(|tracked| {
+                        tracked.window.vm_id.eq_ignore_ascii_case(&vm_id)
+                            && asked.iter().any(|asked| asked == &tracked.window)
+                    }) else {
+                        continue;
+                    };
+                    let reason = if azure_now >= state.windows[index].window.ends_at {
+                        EndReason::Expired
+                    } else {
+                        EndReason::Revoked
+                    };
+                    notifications.push(notification_for(
+                        &state,
+                        &state.windows[index],
+                        NotificationKind::Ended(reason),
+                    ));
+                    state.windows.remove(index);
+                }
+            }
+        }
+        state.last_refresh = Some(Timestamp::now());
+        state.last_refresh_error = None;
+        notifications
+    }
+
+    fn status(&self) -> AgentStatus {
+        let state = self.lock_state();
+        let store_problem = match (&state.load_problem, &state.save_problem) {
+            (Some(load), Some(save)) => Some(format!("{load}; {save}")),
+            (load, save) => load.clone().or_else(|| save.clone()),
+        };
+        AgentStatus {
+            agent_version: self.config.agent_version.clone(),
+            protocol_version: PROTOCOL_VERSION,
+            pid: std::process::id(),
+            profile: self.config.profile.clone(),
+            started_at: self.started_at,
+            endpoint: self.config.paths.endpoint_display(),
+            state_file: self.store.path().to_path_buf(),
+            open_windows: state.windows.len(),
+            server_clock_offset: state.clock.offset(),
+            notify_before: self.config.notify_before,
+            refresh_interval: SignedDuration::try_from(self.config.refresh_interval)
+                .unwrap_or(SignedDuration::MAX),
+            backend: self.backend.describe(),
+            last_refresh: state.last_refresh,
+            last_refresh_error: state.last_refresh_error.clone(),
+            store_problem,
+            notifier_problem: self.notifier.problem(),
+        }
+    }
+
+    /// Writes the state file; a failure is logged and shown in the status, and the
+    /// agent goes on (the windows are still in memory).
+    async fn save(&self) {
+        let _gate = self.save_gate.lock().await;
+        let snapshot = {
+            let state = self.lock_state();
+            StoredState {
+                server_clock_offset: state.clock.offset(),
+                windows: state.windows.clone(),
+            }
+        };
+        let store = self.store.clone();
+        let result = tokio::task::spawn_blocking(move || store.save(&snapshot)).await;
+        let problem = match result {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(error.to_string()),
+            Err(error) => Some(format!("saving the state file failed: {error}")),
+        };
+        if let Some(problem) = &problem {
+            tracing::error!(%problem, "could not save the agent's windows");
+        }
+        self.lock_state().save_problem = problem;
+    }
+
+    async fn run_scheduler(self: Arc<Self>) {
+        let mut stopping = self.stopping.subscribe();
+        loop {
+            self.fire_due().await;
+            let wait = {
+                let state = self.lock_state();
+                schedule::next_deadline(&state.windows, self.config.notify_before)
+                    .map(|deadline| {
+                        let until = deadline.duration_since(state.clock.now());
+                        Duration::try_from(until).unwrap_or(Duration::ZERO)
+                    })
+                    .unwrap_or(MAX_SCHEDULER_SLEEP)
+                    .min(MAX_SCHEDULER_SLEEP)
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.changed.notified() => {}
+                () = stopped(&mut stopping) => return,
+            }
+        }
+    }
+
+    /// Sends what is due now and stops tracking windows that ended.
+    async fn fire_due(&self) {
+        let notifications = {
+            let mut state = self.lock_state();
+            let azure_now = state.clock.now();
+            let due = schedule::due_events(&state.windows, azure_now, self.config.notify_before);
+            let mut notifications = Vec::new();
+            for (vm_id, event) in due {
+                let Some(index) = state
+                    .windows
+                    .iter()
+                    .position(|tracked| tracked.window.vm_id == vm_id)
+                else {
+                    continue;
+                };
+                match event {
+                    Due::EndsSoon => {
+                        state.windows[index].ends_soon_notified = true;
+                        notifications.push(notification_for(
+                            &state,
+                            &state.windows[index],
+                            NotificationKind::EndsSoon,
+                        ));
+                    }
+                    Due::Ended => {
+                        notifications.push(notification_for(
+                            &state,
+                            &state.windows[index],
+                            NotificationKind::Ended(EndReason::Expired),
+                        ));
+                        let ended = state.windows.remove(index);
+                        tracing::info!(vm = %ended.window.vm_name, "window ended");
+                    }
+                }
+            }
+            notifications
+        };
+        if notifications.is_empty() {
+            return;
+        }
+        self.save().await;
+        for notification in notifications {
+            let _ = self.notifications.send(notification);
+        }
+    }
+
+    async fn run_refresher(self: Arc<Self>) {
+        let mut stopping = self.stopping.subscribe();
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(self.config.refresh_interval) => {}
+                () = stopped(&mut stopping) => return,
+            }
+            let _ = self.refresh_once().await;
+        }
+    }
+
+    async fn run_idle_watch(self: Arc<Self>, idle: Duration) {
+        let mut stopping = self.stopping.subscribe();
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(idle) => {}
+                () = stopped(&mut stopping) => return,
+            }
+            let idle_now = {
+                let state = self.lock_state();
+                state.windows.is_empty() && state.last_activity.elapsed() >= idle
+            };
+            if idle_now {
+                tracing::info!("no windows and no requests for a while: stopping");
+                self.request_stop();
+                return;
+            }
+        }
+    }
+
+    async fn run_notifications(self: Arc<Self>, mut queue: mpsc::UnboundedReceiver<Notification>) {
+        let mut stopping = self.stopping.subscribe();
+        loop {
+            tokio::select! {
+                next = queue.recv() => match next {
+                    Some(notification) => self.notifier.notify(&notification).await,
+                    None => return,
+                },
+                () = stopped(&mut stopping) => break,
+            }
+        }
+        // Say what was already decided, briefly.
+        let drain = async {
+            while let Ok(notification) = queue.try_recv() {
+                self.notifier.notify(&notification).await;
+            }
+        };
+        let _ = tokio::time::timeout(NOTIFICATION_DRAIN, drain).await;
+    }
+}
+
+/// Completes once the agent is stopping (or the sender is gone).
+async fn stopped(stopping: &mut watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stopping| *stopping).await;
+}
+
+fn view_of(tracked: &TrackedWindow, azure_now: Timestamp) -> WindowView {
+    WindowView {
+        window: tracked.window.clone(),
+        time_left: tracked
+            .window
+            .ends_at
+            .duration_since(azure_now)
+            .max(SignedDuration::ZERO),
+        ends_soon_notified: tracked.ends_soon_notified,
+    }
+}
+
+/// A notification about `tracked`, naming the VM unambiguously among the tracked ones.
+fn notification_for(
+    state: &State,
+    tracked: &TrackedWindow,
+    kind: NotificationKind,
+) -> Notification {
+    let window = &tracked.window;
+    let name_is_shared = state.windows.iter().any(|other| {
+        !other.window.same_vm(window) && other.window.vm_name.eq_ignore_ascii_case(&window.vm_name)
+    });
+    let vm_reference = if name_is_shared {
+        format!("{}/{}", window.resource_group, window.vm_name)
+    } else {
+        window.vm_name.clone()
+    };
+    let azure_now = state.clock.now();
+    Notification {
+        kind,
+        vm_name: window.vm_name.clone(),
+        resource_group: window.resource_group.clone(),
+        vm_reference,
+        ports: window.port_numbers(),
+        ends_at_local: window
+            .ends_at
+            .checked_sub(state.clock.offset())
+            .unwrap_or(window.ends_at),
+        time_left: window
+            .ends_at
+            .duration_since(azure_now)
+            .max(SignedDuration::ZERO),
+    }
+}
+
+fn error_response(kind: ErrorKind, message: impl Into<String>) -> Response {
+    Response::Error {
+        error: ProtocolError::new(kind, message),
+    }
+}
+
+fn backend_error_response(error: &BackendError) -> Response {
+    let kind = match error {
+        BackendError::Unavailable(_) => ErrorKind::Unavailable,
+        BackendError::Azure(_) => ErrorKind::Backend,
+    };
+    error_response(kind, error.to_string())
+}
