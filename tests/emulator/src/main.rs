@@ -51,7 +51,7 @@ fn parse_duration(text: &str) -> Result<jiff::SignedDuration, String> {
         .ok_or_else(|| format!("{text:?} is not a duration (use PT3S, 500ms, 2m…)"))
 }
 
-/// Exit code for a world file that cannot be used.
+/// Exit code for a world (or faults) file that cannot be used.
 const EXIT_BAD_WORLD: u8 = 2;
 
 fn main() -> ExitCode {
@@ -89,7 +89,11 @@ fn main() -> ExitCode {
     };
     let emulator = match Emulator::start_with(world, options) {
         Ok(emulator) => emulator,
-        Err(error @ (EmulatorError::World(_) | EmulatorError::NoServicePrincipal)) => {
+        Err(
+            error @ (EmulatorError::World(_)
+            | EmulatorError::NoServicePrincipal
+            | EmulatorError::Fault(_)),
+        ) => {
             return fail(EXIT_BAD_WORLD, &error.to_string());
         }
         Err(error) => return fail(1, &error.to_string()),
@@ -124,8 +128,16 @@ fn load_faults(path: &std::path::Path) -> Result<Vec<FaultSpec>, String> {
         .map_err(|error| format!("cannot parse faults file {}: {error}", path.display()))
 }
 
+/// Reports `message` as one line on stderr (parsers' multi-line messages are joined) and
+/// returns `code`.
 fn fail(code: u8, message: &str) -> ExitCode {
-    let _ = writeln!(std::io::stderr(), "jit-emulator: {message}");
+    let one_line = message
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let _ = writeln!(std::io::stderr(), "jit-emulator: {one_line}");
     ExitCode::from(code)
 }
 
