@@ -122,3 +122,28 @@ impl AccessBackend for OfflineBackend {
         )))
     }
 }
+
+impl<B: AccessBackend> AccessBackend for std::sync::Arc<B> {
+    fn describe(&self) -> String {
+        B::describe(self)
+    }
+
+    fn refresh(
+        &self,
+        windows: &[AccessWindow],
+    ) -> impl Future<Output = Result<Refreshed, BackendError>> + Send {
+        B::refresh(self, windows)
+    }
+
+    fn extend(
+        &self,
+        window: &AccessWindow,
+        length: &ExtendLength,
+    ) -> impl Future<Output = Result<AccessWindow, BackendError>> + Send {
+        B::extend(self, window, length)
+    }
+
+    fn token(&self, scope: &str) -> impl Future<Output = Result<AccessToken, BackendError>> + Send {
+        B::token(self, scope)
+    }
+}

@@ -1,0 +1,117 @@
+//! The socket is not usable by another user: the private directory stops them at
+//! `connect`, and if the directory and socket were opened up anyway, the agent's peer
+//! uid check refuses them. The other user is `nobody` (65534), which needs root to
+//! become; without root only the owner's side is checked here (the uid comparison
+//! itself is unit-tested in the library).
+
+mod daemon_support;
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use daemon_support::{TestBackend, VERSION, config, dirs, start, this_test_binary};
+use jit_agent::daemon::{AgentClient, RecordingNotifier};
+
+const NOBODY: u32 = 65534;
+const HELPER_SOCKET: &str = "JIT_TEST_PEER_SOCKET";
+
+/// Not a test: runs as another user, tries the socket and prints what happened.
+#[test]
+#[ignore = "helper process, started by another_user_cannot_use_the_socket"]
+fn connect_as_another_user() {
+    let Some(socket) = std::env::var_os(HELPER_SOCKET) else {
+        panic!("this helper runs only as the other user of another_user_cannot_use_the_socket");
+    };
+    let mut stream = match std::os::unix::net::UnixStream::connect(&socket) {
+        Ok(stream) => stream,
+        Err(error) => {
+            println!("OUTCOME connect failed: {:?}", error.kind());
+            return;
+        }
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let hello =
+        format!("{{\"type\":\"hello\",\"protocol_version\":1,\"client_version\":\"{VERSION}\"}}\n");
+    let _ = stream.write_all(hello.as_bytes());
+    let mut answer = String::new();
+    let _ = BufReader::new(&stream).read_line(&mut answer);
+    println!("OUTCOME answer: {}", answer.trim_end());
+}
+
+/// Runs the helper as `nobody` and returns its outcome line.
+fn try_as_nobody(socket: &Path) -> String {
+    let output = Command::new(this_test_binary())
+        .args([
+            "--exact",
+            "connect_as_another_user",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(HELPER_SOCKET, socket)
+        .current_dir("/")
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .output()
+        .expect("run the helper as nobody");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the helper failed: {}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+        .lines()
+        .find_map(|line| line.split_once("OUTCOME ").map(|(_, outcome)| outcome))
+        .unwrap_or_else(|| panic!("no outcome from the helper: {stdout}"))
+        .to_owned()
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|error| panic!("chmod {}: {error}", path.display()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_user_cannot_use_the_socket() {
+    let dirs = dirs();
+    let agent = start(
+        config(&dirs.paths),
+        Arc::new(TestBackend::default()),
+        RecordingNotifier::default(),
+    )
+    .await;
+    let socket = dirs.paths.socket();
+
+    if rustix::process::geteuid().is_root() {
+        // As things are: the directory does not let the other user reach the socket.
+        chmod(dirs.temp.path(), 0o755);
+        let outcome = try_as_nobody(&socket);
+        assert_eq!(outcome, "connect failed: PermissionDenied");
+
+        // Opened up by mistake: the agent itself refuses the other uid.
+        chmod(dirs.paths.runtime_dir(), 0o755);
+        chmod(&socket, 0o666);
+        let outcome = try_as_nobody(&socket);
+        assert!(
+            outcome.starts_with("answer: ") && outcome.contains(r#""kind":"permission_denied""#),
+            "{outcome}"
+        );
+        assert!(!outcome.contains("welcome"), "{outcome}");
+    } else {
+        eprintln!("not root: cannot become another user here; only the owner's side is checked");
+    }
+
+    // The owner is still served.
+    let mut client = AgentClient::connect(&dirs.paths, VERSION, Duration::from_secs(5))
+        .await
+        .expect("the owner connects");
+    assert!(client.list_windows().await.is_ok());
+    agent.stop().await.expect("stop");
+}
