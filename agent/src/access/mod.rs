@@ -1,1 +1,8 @@
-//! See the crate documentation.
+//! The JIT flow: find a VM, read its JIT status, enable JIT by merging into a policy,
+//! request access for the caller's address, and wait until the port really answers.
+//!
+//! Decisions (which port, which source, how long) are pure functions in [`plan`];
+//! everything that talks to Azure goes through the clients in [`crate::azure`].
+
+pub mod my_ip;
+pub mod plan;
