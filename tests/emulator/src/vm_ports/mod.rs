@@ -6,10 +6,42 @@
 //! accepted: a refused connection is accepted and left silent, which is what a client
 //! sees when an NSG drops its SYN; an admitted one is served. Established connections
 //! are never cut when the rule later goes away, as on Azure.
+//!
+//! What an admitted connection meets depends on the port's [`PortService`]: an SSH server
+//! (see `ssh`), the first RDP exchange (see `rdp`), or nothing at all. A refused
+//! connection is held open without a byte written until the client goes away or stays
+//! idle for [`HOLD_IDLE_LIMIT`]: a client that completed a loopback handshake then sees
+//! exactly what it sees when a SYN is dropped on Azure, a connection that never answers.
+//!
+//! Dropping a [`PortListener`] stops accepting at once and ends the connections it
+//! served (an SSH session gets a disconnect message), so an emulator that shuts down
+//! leaves nothing behind even inside a longer-lived runtime.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
 
 pub mod keys;
+mod rdp;
+mod shell;
+mod ssh;
+
+/// How long a connection that gets no answer (refused by the gate, a silent service, or
+/// RDP after the confirm) is held while the client sends nothing. Generous: clients give
+/// up on a silent port long before this.
+pub const HOLD_IDLE_LIMIT: Duration = Duration::from_secs(10 * 60);
+/// How long an SSH client may take to send its version line, as sshd's login grace.
+const SSH_LOGIN_GRACE: Duration = Duration::from_secs(120);
+/// The most connections one listener holds at once; more are closed at once, so a
+/// runaway client cannot exhaust the emulator's file descriptors.
+const MAX_CONNECTIONS_PER_LISTENER: usize = 512;
+/// How long the accept loop waits after the system refuses to accept (for example when
+/// out of file descriptors) before it tries again.
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
 
 /// Identifies one emulated VM port: the VM's ARM id and the port number as the JIT
 /// policy, NSG rules (and, behind a firewall, `mappedPort`) carry it.
@@ -68,16 +100,19 @@ pub struct SshService {
 }
 
 /// A running listener for one emulated VM port. Dropping it stops accepting new
-/// connections.
+/// connections and ends the ones it served.
 #[derive(Debug)]
 pub struct PortListener {
-    local_addr: std::net::SocketAddr,
+    local_addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
+    /// Never sent on: when it is dropped with the listener, every connection task sees
+    /// the channel close and ends.
+    _shutdown: watch::Sender<()>,
 }
 
 impl PortListener {
     /// The address the listener is bound to.
-    pub fn local_addr(&self) -> std::net::SocketAddr {
+    pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 }
@@ -96,7 +131,10 @@ pub async fn bind(pinned: Option<u16>) -> std::io::Result<tokio::net::TcpListene
 
 /// Serves `service` on `listener`, admitting each new connection only if `gate` says so.
 ///
-/// Placeholder until the listeners land: accepts and stays silent.
+/// The gate is asked once per connection, when it is accepted; an admitted connection
+/// keeps working whatever the gate says later. Must be called within a tokio runtime
+/// (an error otherwise); the listener runs on that runtime until the returned
+/// [`PortListener`] is dropped.
 pub fn serve(
     listener: tokio::net::TcpListener,
     port: VmPort,
@@ -104,12 +142,191 @@ pub fn serve(
     gate: SharedGate,
 ) -> std::io::Result<PortListener> {
     let local_addr = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        let _ = (&port, &service, &gate);
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = listener.accept().await {
-            held.push(stream);
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|error| std::io::Error::other(format!("no tokio runtime to serve on: {error}")))?;
+    let ssh_config = match &service {
+        PortService::Ssh(ssh) => Some(ssh::server_config(ssh)),
+        PortService::Rdp | PortService::Silent => None,
+    };
+    let (shutdown_sender, shutdown) = watch::channel(());
+    let acceptor = Acceptor {
+        port,
+        service,
+        gate,
+        ssh_config,
+        shutdown,
+        capacity: Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_LISTENER)),
+    };
+    tracing::debug!(vm = %acceptor.port.vm_id, port = acceptor.port.port, %local_addr, "VM port listening");
+    let task = runtime.spawn(acceptor.run(listener));
+    Ok(PortListener {
+        local_addr,
+        task,
+        _shutdown: shutdown_sender,
+    })
+}
+
+/// Everything the accept loop hands to each connection.
+struct Acceptor {
+    port: VmPort,
+    service: PortService,
+    gate: SharedGate,
+    ssh_config: Option<Arc<russh::server::Config>>,
+    shutdown: watch::Receiver<()>,
+    capacity: Arc<Semaphore>,
+}
+
+impl Acceptor {
+    async fn run(self, listener: TcpListener) {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(vm = %self.port.vm_id, port = self.port.port, %error, "accepting a connection failed");
+                    tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
+                    continue;
+                }
+            };
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
+            }
+            let Ok(permit) = Arc::clone(&self.capacity).try_acquire_owned() else {
+                tracing::warn!(vm = %self.port.vm_id, port = self.port.port, %peer, "too many connections; closing this one");
+                continue;
+            };
+            let admitted = self.gate.admits(&self.port);
+            tracing::debug!(vm = %self.port.vm_id, port = self.port.port, %peer, admitted, "connection accepted");
+            let connection = Connection {
+                stream,
+                peer,
+                port: self.port.clone(),
+                shutdown: self.shutdown.clone(),
+            };
+            let service = if admitted {
+                Some((self.service.clone(), self.ssh_config.clone()))
+            } else {
+                None
+            };
+            tokio::spawn(async move {
+                connection.run(service).await;
+                drop(permit);
+            });
         }
-    });
-    Ok(PortListener { local_addr, task })
+    }
+}
+
+/// One accepted connection.
+struct Connection {
+    stream: TcpStream,
+    peer: SocketAddr,
+    port: VmPort,
+    shutdown: watch::Receiver<()>,
+}
+
+impl Connection {
+    /// Serves the connection: `service` when admitted, silence when `None`.
+    async fn run(self, service: Option<(PortService, Option<Arc<russh::server::Config>>)>) {
+        match service {
+            None | Some((PortService::Silent, _)) => self.hold().await,
+            Some((PortService::Rdp, _)) => self.serve_rdp().await,
+            Some((PortService::Ssh(ssh), Some(config))) => self.serve_ssh(ssh, config).await,
+            Some((PortService::Ssh(_), None)) => {
+                // `serve` builds the configuration for every SSH service; stay silent
+                // rather than fail if that ever changes.
+                tracing::error!(vm = %self.port.vm_id, "SSH service without a server configuration");
+                self.hold().await;
+            }
+        }
+    }
+
+    /// Keeps the connection open without writing a byte, discarding whatever the client
+    /// sends, until the client closes it, stays idle for [`HOLD_IDLE_LIMIT`], or the
+    /// listener is dropped.
+    async fn hold(mut self) {
+        let mut discarded = [0u8; 4096];
+        let outcome = loop {
+            tokio::select! {
+                read = tokio::time::timeout(HOLD_IDLE_LIMIT, self.stream.read(&mut discarded)) => match read {
+                    Ok(Ok(0)) => break "closed by the client",
+                    Ok(Ok(_)) => {}
+                    Ok(Err(_)) => break "failed",
+                    Err(_) => break "idle for too long",
+                },
+                _ = self.shutdown.changed() => break "listener stopped",
+            }
+        };
+        tracing::debug!(vm = %self.port.vm_id, port = self.port.port, peer = %self.peer, outcome, "silent connection ended");
+    }
+
+    /// Answers the client's X.224 Connection Request, then holds the connection (after a
+    /// negotiation failure it closes, as Windows does). Anything that is not a Connection
+    /// Request closes the connection.
+    async fn serve_rdp(mut self) {
+        let request = tokio::select! {
+            read = tokio::time::timeout(HOLD_IDLE_LIMIT, rdp::read_connection_request(&mut self.stream)) => read,
+            _ = self.shutdown.changed() => return,
+        };
+        let request = match request {
+            Ok(Ok(request)) => request,
+            Ok(Err(error)) => {
+                tracing::debug!(vm = %self.port.vm_id, port = self.port.port, peer = %self.peer, %error, "closing a connection that does not speak RDP");
+                return;
+            }
+            Err(_) => return,
+        };
+        let confirm = rdp::confirm_for(&request);
+        let refused = matches!(
+            confirm,
+            ironrdp_pdu::nego::ConnectionConfirm::Failure { .. }
+        );
+        tracing::debug!(vm = %self.port.vm_id, port = self.port.port, peer = %self.peer, offered = %request.protocol, ?confirm, "RDP connection request answered");
+        let written = match rdp::encode_confirm(confirm) {
+            Ok(bytes) => self
+                .stream
+                .write_all(&bytes)
+                .await
+                .map_err(rdp::RdpError::from),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = written {
+            tracing::debug!(vm = %self.port.vm_id, port = self.port.port, %error, "cannot answer the RDP connection request");
+            return;
+        }
+        if !refused {
+            self.hold().await;
+        }
+    }
+
+    /// Runs an SSH session until the client leaves or the listener is dropped.
+    async fn serve_ssh(mut self, ssh: Arc<SshService>, config: Arc<russh::server::Config>) {
+        let handler = ssh::SshConnection::new(ssh, self.port.clone(), self.peer);
+        let started = tokio::select! {
+            started = tokio::time::timeout(SSH_LOGIN_GRACE, russh::server::run_stream(config, self.stream, handler)) => started,
+            _ = self.shutdown.changed() => return,
+        };
+        let session = match started {
+            Ok(Ok(session)) => session,
+            Ok(Err(error)) => {
+                tracing::debug!(vm = %self.port.vm_id, port = self.port.port, peer = %self.peer, %error, "SSH session did not start");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(vm = %self.port.vm_id, port = self.port.port, peer = %self.peer, "SSH client sent no version line in time");
+                return;
+            }
+        };
+        let handle = session.handle();
+        tokio::select! {
+            ended = session => match ended {
+                Ok(()) => tracing::debug!(vm = %self.port.vm_id, port = self.port.port, peer = %self.peer, "SSH session ended"),
+                Err(error) => tracing::debug!(vm = %self.port.vm_id, port = self.port.port, peer = %self.peer, %error, "SSH session ended with an error"),
+            },
+            _ = self.shutdown.changed() => {
+                // russh runs the session on its own task, so it has to be told to end.
+                let _ = handle
+                    .disconnect(russh::Disconnect::ByApplication, "the emulated VM port was closed".to_owned(), "en".to_owned())
+                    .await;
+            }
+        }
+    }
 }
