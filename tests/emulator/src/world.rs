@@ -38,10 +38,9 @@ pub struct World {
     /// Page every list (`nextLink`, Resource Graph `$skipToken`) at this many items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page_size: Option<usize>,
-    /// Faults injected from the start, in the front end's fault format (see
-    /// `docs/world-file.md`); the emulator's fault layer reads them.
+    /// Faults injected from the start (the admin endpoint's fault format).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub faults: Vec<serde_json::Value>,
+    pub faults: Vec<crate::faults::FaultSpec>,
     /// Who can get a token.
     #[serde(default)]
     pub principals: Vec<PrincipalSpec>,
@@ -752,6 +751,12 @@ impl Validator {
             return Err(invalid("page_size must be at least 1"));
         }
         self.principals(&world.principals)?;
+        let faults = crate::faults::Faults::new();
+        for (index, fault) in world.faults.iter().enumerate() {
+            faults
+                .add(fault.clone())
+                .map_err(|error| invalid(format!("fault {}: {error}", index + 1)))?;
+        }
         if world.subscriptions.is_empty() {
             return Err(invalid("the world has no subscription"));
         }

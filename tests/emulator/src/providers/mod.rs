@@ -431,6 +431,8 @@ fn resource(
         ("microsoft.compute", ["virtualmachines", _, action @ ..]) => {
             compute::virtual_machine(call, &scope, &rest[1], action)
         }
+        ("microsoft.network", [resource_type]) => only(&call.request.method, &[Method::GET])
+            .unwrap_or_else(|| network::list(call, &scope, resource_type)),
         ("microsoft.network", [resource_type, _, child @ ..]) => {
             network::resource(call, &scope, resource_type, &rest[1], &rest[2..], child)
         }
@@ -707,6 +709,21 @@ fn resource_action(method: &Method, namespace: &str, rest: &[String]) -> Option<
         }
         ("microsoft.compute", ["virtualmachines", _, "start"]) => {
             "Microsoft.Compute/virtualMachines/start/action".to_owned()
+        }
+        ("microsoft.network", ["networkinterfaces"]) => {
+            "Microsoft.Network/networkInterfaces/read".to_owned()
+        }
+        ("microsoft.network", ["publicipaddresses"]) => {
+            "Microsoft.Network/publicIPAddresses/read".to_owned()
+        }
+        ("microsoft.network", ["virtualnetworks"]) => {
+            "Microsoft.Network/virtualNetworks/read".to_owned()
+        }
+        ("microsoft.network", ["networksecuritygroups"]) => {
+            "Microsoft.Network/networkSecurityGroups/read".to_owned()
+        }
+        ("microsoft.network", ["azurefirewalls"]) => {
+            "Microsoft.Network/azureFirewalls/read".to_owned()
         }
         ("microsoft.network", ["networkinterfaces", _]) => {
             format!("Microsoft.Network/networkInterfaces/{verb}")

@@ -11,6 +11,52 @@ use super::{
 use crate::arm_http::ArmResponse;
 use crate::world;
 
+/// `GET …/resourceGroups/{group}/providers/Microsoft.Network/{type}`: every resource of
+/// that type in the resource group.
+pub(super) fn list(call: &Call<'_>, scope: &ResourceScope<'_>, resource_type: &str) -> ArmResponse {
+    let resources = call.resources();
+    let in_scope = |placement: &crate::state::model::Placement| {
+        placement
+            .subscription_id
+            .eq_ignore_ascii_case(scope.subscription)
+            && placement.resource_group.eq_ignore_ascii_case(scope.group)
+    };
+    let items: Vec<Value> = match resource_type {
+        "networkinterfaces" => resources
+            .network_interfaces
+            .values()
+            .filter(|nic| in_scope(&nic.placement))
+            .map(|nic| resources.render_network_interface(nic))
+            .collect(),
+        "publicipaddresses" => resources
+            .public_ip_addresses
+            .values()
+            .filter(|ip| in_scope(&ip.placement))
+            .map(|ip| resources.render_public_ip_address(ip))
+            .collect(),
+        "virtualnetworks" => resources
+            .virtual_networks
+            .values()
+            .filter(|network| in_scope(&network.placement))
+            .map(|network| resources.render_virtual_network(network))
+            .collect(),
+        "networksecuritygroups" => resources
+            .network_security_groups
+            .values()
+            .filter(|nsg| in_scope(&nsg.placement))
+            .map(|nsg| resources.render_network_security_group(nsg))
+            .collect(),
+        "azurefirewalls" => resources
+            .azure_firewalls
+            .values()
+            .filter(|firewall| in_scope(&firewall.placement))
+            .map(|firewall| resources.render_azure_firewall(firewall))
+            .collect(),
+        _ => return super::unknown_route(call.request),
+    };
+    paged_list(call, &items)
+}
+
 /// Routes under `…/providers/Microsoft.Network/{type}/{name}[/…]`.
 pub(super) fn resource(
     call: &Call<'_>,
