@@ -23,6 +23,10 @@ const HELPER_SOCKET: &str = "JIT_TEST_PEER_SOCKET";
 /// Not a test: runs as another user, tries the socket and prints what happened.
 #[test]
 #[ignore = "helper process, started by another_user_cannot_use_the_socket"]
+#[allow(
+    clippy::print_stdout,
+    reason = "stdout is how the helper reports to the test"
+)]
 fn connect_as_another_user() {
     let Some(socket) = std::env::var_os(HELPER_SOCKET) else {
         panic!("this helper runs only as the other user of another_user_cannot_use_the_socket");
@@ -105,7 +109,8 @@ async fn another_user_cannot_use_the_socket() {
         );
         assert!(!outcome.contains("welcome"), "{outcome}");
     } else {
-        eprintln!("not root: cannot become another user here; only the owner's side is checked");
+        let note = "not root: cannot become another user here; only the owner's side is checked";
+        let _ = writeln!(std::io::stderr(), "{note}");
     }
 
     // The owner is still served.

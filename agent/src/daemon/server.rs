@@ -6,7 +6,7 @@
 //! (a leftover one is removed only when nothing answers on it), then the state file.
 //! Shutdown reverses it: stop accepting, save, remove the socket, release the lock.
 //!
-//! Inside, a few tasks share one [`Shared`] value: the accept loop (one task per
+//! Inside, a few tasks share one `Shared` value: the accept loop (one task per
 //! connection), the scheduler (sleeps until the next "ends soon"/"ended" moment), the
 //! refresher (asks the backend every `refresh_interval` while windows are open), and a
 //! notification task, so a slow notification service never delays an answer or a timer.
