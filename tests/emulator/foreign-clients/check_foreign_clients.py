@@ -1,0 +1,243 @@
+"""Drive a running jit-emulator with clients we did not write.
+
+Microsoft's Python SDKs (azure-identity, azure-mgmt-security, azure-mgmt-network,
+azure-mgmt-compute) and the Azure CLI must be able to sign in, list JIT policies, create
+one, initiate access and see the NSG rules JIT wrote, exactly as they would against Azure.
+If they can, the emulator speaks Azure's contract rather than our own reading of it.
+
+Input: the emulator's JSON line in JIT_EMULATOR_INFO. Exit code 0 when every check
+passed; each check prints one line. The Azure CLI part runs `az` from this Python's
+environment with a private AZURE_CONFIG_DIR.
+"""
+
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import ssl
+
+INFO = json.loads(os.environ["JIT_EMULATOR_INFO"])
+ARM = INFO["arm_endpoint"]
+CA = INFO["ca_cert"]
+TENANT = INFO["tenant_id"]
+SUBSCRIPTION = INFO["subscription_ids"][0]
+SP_ID = INFO["service_principal"]["client_id"]
+SP_SECRET = INFO["service_principal"]["client_secret"]
+CLIENT_IP = INFO["client_ip"]
+ARM_SCOPE = "https://management.azure.com/.default"
+
+# azure-mgmt-network 33 sends api-version 2026-03-01 by default, newer than the
+# emulator's contract (2024-05-01, ../shared/azure-rest); pin it per call, as users of
+# Azure Stack do.
+NETWORK = {"api_version": "2024-05-01"}
+
+
+def check(name, condition, detail=""):
+    if not condition:
+        print(f"FAIL {name}: {detail}", flush=True)
+        sys.exit(1)
+    print(f"ok   {name}", flush=True)
+
+
+def admin(path, method="GET", body=None):
+    """Calls the emulator's admin API (stdlib only)."""
+    context = ssl.create_default_context(cafile=CA)
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"{INFO['admin_endpoint']}/{path}", data=data, method=method,
+        headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, context=context) as response:
+        return json.loads(response.read() or b"null")
+
+
+def listener_port(vm_id, logical_port):
+    """The loopback port the emulator bound for a VM's logical port."""
+    for listener in admin("state")["listeners"]:
+        if listener["vm_id"].lower() == vm_id.lower() and listener["logical_port"] == logical_port:
+            return listener["port"]
+    raise LookupError(f"no listener for {vm_id}:{logical_port}")
+
+
+def python_sdk():
+    from azure.identity import ClientSecretCredential, ManagedIdentityCredential
+    from azure.mgmt.compute import ComputeManagementClient
+    from azure.mgmt.network import NetworkManagementClient
+    from azure.mgmt.security import SecurityCenter
+    from azure.mgmt.security import models as security_models
+
+    credential = ClientSecretCredential(
+        TENANT, SP_ID, SP_SECRET,
+        authority=INFO["authority_host"],
+        disable_instance_discovery=True,
+        connection_verify=CA,
+    )
+    token = credential.get_token(ARM_SCOPE)
+    check("python: ClientSecretCredential gets a token", bool(token.token))
+
+    common = dict(base_url=ARM, credential_scopes=[ARM_SCOPE], connection_verify=CA)
+    security = SecurityCenter(credential, SUBSCRIPTION, **common)
+    compute = ComputeManagementClient(credential, SUBSCRIPTION, **common)
+    network = NetworkManagementClient(credential, SUBSCRIPTION, **common)
+
+    policies = list(security.jit_network_access_policies.list())
+    names = sorted(f"{policy.id.split('/')[4]}/{policy.name}" for policy in policies)
+    check("python: list JIT policies of the subscription", len(policies) >= 3, names)
+
+    locations = list(security.locations.list())
+    check("python: list Security locations", len(locations) >= 1, locations)
+
+    vm = compute.virtual_machines.get("rg-dev", "dev-01", expand="instanceView")
+    check("python: get a VM with its instance view", vm.name == "dev-01", vm.name)
+    nic_id = vm.network_profile.network_interfaces[0].id
+    nic = network.network_interfaces.get(nic_id.split("/")[4], nic_id.split("/")[-1], **NETWORK)
+    nsg_id = nic.network_security_group.id
+    nsg_group, nsg_name = nsg_id.split("/")[4], nsg_id.split("/")[-1]
+    check("python: the VM's NIC names its NSG", bool(nsg_name), nsg_id)
+
+    port = listener_port(vm.id, 22)
+    policy = security_models.JitNetworkAccessPolicy(
+        kind="Basic",
+        virtual_machines=[security_models.JitNetworkAccessPolicyVirtualMachine(
+            id=vm.id,
+            ports=[security_models.JitNetworkAccessPortRule(
+                number=port, protocol="*", allowed_source_address_prefix="*",
+                max_request_access_duration="PT3H")],
+        )],
+    )
+    created = security.jit_network_access_policies.create_or_update(
+        "rg-dev", vm.location, "default", policy)
+    check("python: create a JIT policy", created.name == "default"
+          and created.virtual_machines[0].id.lower() == vm.id.lower(), created)
+
+    rules = list(network.security_rules.list(nsg_group, nsg_name, **NETWORK))
+    deny = [rule for rule in rules if rule.name.startswith("SecurityCenter-JITRule_")]
+    check("python: the policy wrote a JIT deny rule", len(deny) == 1 and deny[0].access == "Deny",
+          [rule.name for rule in rules])
+
+    end = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+    request = security_models.JitNetworkAccessPolicyInitiateRequest(
+        virtual_machines=[security_models.JitNetworkAccessPolicyInitiateVirtualMachine(
+            id=vm.id,
+            ports=[security_models.JitNetworkAccessPolicyInitiatePort(
+                number=port, allowed_source_address_prefix=CLIENT_IP, end_time_utc=end)],
+        )],
+        justification="foreign client check",
+    )
+    initiated = security.jit_network_access_policies.initiate("rg-dev", vm.location, "default", request)
+    status = initiated.virtual_machines[0].ports[0].status
+    check("python: initiate access", status in ("Initiating", "Initiated"), status)
+
+    # Like the portal, poll the policy until the new request leaves Initiating (bounded).
+    deadline = time.monotonic() + 60
+    while True:
+        fetched = security.jit_network_access_policies.get("rg-dev", vm.location, "default")
+        newest = fetched.requests[-1] if fetched.requests else None
+        statuses = [port.status for machine in (newest.virtual_machines if newest else [])
+                    for port in machine.ports]
+        if statuses == ["Initiated"]:
+            break
+        if time.monotonic() > deadline:
+            check("python: the request becomes Initiated within 60 s", False, statuses)
+        time.sleep(0.5)
+    check("python: the request becomes Initiated", True)
+
+    rules = list(network.security_rules.list(nsg_group, nsg_name, **NETWORK))
+    allow = [rule for rule in rules
+             if rule.name.startswith("SecurityCenter-JITRule-") and rule.access == "Allow"]
+    check("python: initiate wrote a JIT allow rule for the client IP",
+          len(allow) == 1 and allow[0].source_address_prefix == CLIENT_IP,
+          [(rule.name, rule.access, rule.source_address_prefix) for rule in rules])
+
+    check("python: the request is in the policy's history", len(fetched.requests) >= 1, fetched.requests)
+
+    identity = admin("managed-identity")
+    os.environ["IDENTITY_ENDPOINT"] = identity["identity_endpoint"]
+    os.environ["IDENTITY_HEADER"] = identity["identity_header"]
+    managed = ManagedIdentityCredential(connection_verify=CA)
+    check("python: ManagedIdentityCredential (App Service) gets a token",
+          bool(managed.get_token(ARM_SCOPE).token))
+    del os.environ["IDENTITY_ENDPOINT"], os.environ["IDENTITY_HEADER"]
+
+
+def azure_cli():
+    az = shutil.which("az", path=os.path.dirname(sys.executable))
+    check("cli: az is installed in this environment", az is not None, sys.executable)
+    config_dir = tempfile.mkdtemp(prefix="jit-emulator-az-")
+    environment = dict(
+        os.environ,
+        AZURE_CONFIG_DIR=config_dir,
+        REQUESTS_CA_BUNDLE=CA,
+        AZURE_CORE_INSTANCE_DISCOVERY="false",
+        AZURE_CORE_COLLECT_TELEMETRY="false",
+        AZURE_CORE_ONLY_SHOW_ERRORS="true",
+        AZURE_CORE_NO_COLOR="true",
+    )
+
+    def run(*arguments):
+        completed = subprocess.run([az, *arguments], env=environment, capture_output=True,
+                                   text=True, timeout=300)
+        if completed.returncode != 0:
+            print(f"FAIL az {' '.join(arguments)}\n{completed.stderr}", flush=True)
+            sys.exit(1)
+        return json.loads(completed.stdout) if completed.stdout.strip() else None
+
+    run("cloud", "register", "--name", "JitEmulator",
+        "--endpoint-resource-manager", f"{ARM}/",
+        "--endpoint-active-directory", ARM,
+        "--endpoint-active-directory-resource-id", "https://management.core.windows.net/")
+    run("cloud", "set", "--name", "JitEmulator")
+    check("cli: az cloud register with the emulator's endpoints", True)
+
+    accounts = run("login", "--service-principal", "--username", SP_ID, "--password", SP_SECRET,
+                   "--tenant", TENANT, "--output", "json")
+    ids = sorted(account["id"] for account in accounts)
+    check("cli: az login --service-principal finds the subscriptions",
+          ids == sorted(INFO["subscription_ids"]), ids)
+    run("account", "set", "--subscription", SUBSCRIPTION)
+
+    policies = run("security", "jit-policy", "list", "--output", "json")
+    check("cli: az security jit-policy list", len(policies) >= 3, [policy["name"] for policy in policies])
+
+    vm_id = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-web/providers/"
+             "Microsoft.Compute/virtualMachines/cache-01")
+    port = listener_port(vm_id, 22)
+    policy_url = (f"{ARM}/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-web/providers/"
+                  "Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/cli-created")
+    body = {"kind": "Basic", "properties": {"virtualMachines": [{
+        "id": vm_id,
+        "ports": [{"number": port, "protocol": "*", "allowedSourceAddressPrefix": "*",
+                   "maxRequestAccessDuration": "PT1H"}]}]}}
+    created = run("rest", "--method", "put", "--url", f"{policy_url}?api-version=2020-01-01",
+                  "--body", json.dumps(body))
+    check("cli: az rest creates a JIT policy", created["name"] == "cli-created", created)
+
+    shown = run("security", "jit-policy", "show", "--resource-group", "rg-web",
+                "--location", "westeurope", "--name", "cli-created", "--output", "json")
+    check("cli: az security jit-policy show", shown["name"] == "cli-created", shown)
+
+    initiate = {"virtualMachines": [{"id": vm_id, "ports": [{
+        "number": port, "duration": "PT30M", "allowedSourceAddressPrefix": CLIENT_IP}]}]}
+    request = run("rest", "--method", "post", "--url",
+                  f"{policy_url}/initiate?api-version=2020-01-01", "--body", json.dumps(initiate))
+    check("cli: az rest initiates access",
+          request["virtualMachines"][0]["ports"][0]["status"] in ("Initiating", "Initiated"), request)
+
+    rules = run("network", "nsg", "rule", "list", "--resource-group", "rg-web",
+                "--nsg-name", "cache-01-nsg", "--output", "json")
+    names = [(rule["name"], rule["access"]) for rule in rules]
+    check("cli: az network nsg rule list shows the JIT deny and allow rules",
+          any(name.startswith("SecurityCenter-JITRule_") and access == "Deny" for name, access in names)
+          and any(name.startswith("SecurityCenter-JITRule-") and access == "Allow" for name, access in names),
+          names)
+    shutil.rmtree(config_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    python_sdk()
+    azure_cli()
+    print("all foreign-client checks passed", flush=True)
