@@ -24,6 +24,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
+use tracing::Instrument as _;
 
 pub mod keys;
 mod rdp;
@@ -144,20 +145,28 @@ pub fn serve(
     let local_addr = listener.local_addr()?;
     let runtime = tokio::runtime::Handle::try_current()
         .map_err(|error| std::io::Error::other(format!("no tokio runtime to serve on: {error}")))?;
-    let ssh_config = match &service {
-        PortService::Ssh(ssh) => Some(ssh::server_config(ssh)),
-        PortService::Rdp | PortService::Silent => None,
+    let answer = match service {
+        PortService::Ssh(ssh) => Answer::Ssh {
+            config: ssh::server_config(&ssh),
+            service: ssh,
+        },
+        PortService::Rdp => Answer::Rdp,
+        PortService::Silent => Answer::Silence,
     };
     let (shutdown_sender, shutdown) = watch::channel(());
     let acceptor = Acceptor {
         port,
-        service,
+        answer,
         gate,
-        ssh_config,
         shutdown,
         capacity: Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_LISTENER)),
     };
-    tracing::debug!(vm = %acceptor.port.vm_id, port = acceptor.port.port, %local_addr, "VM port listening");
+    tracing::debug!(
+        vm = %acceptor.port.vm_id,
+        port = acceptor.port.port,
+        %local_addr,
+        "VM port listening"
+    );
     let task = runtime.spawn(acceptor.run(listener));
     Ok(PortListener {
         local_addr,
@@ -166,51 +175,67 @@ pub fn serve(
     })
 }
 
-/// Everything the accept loop hands to each connection.
+/// What a connection gets: the port's service when admitted, silence otherwise.
+#[derive(Clone)]
+enum Answer {
+    Silence,
+    Rdp,
+    Ssh {
+        service: Arc<SshService>,
+        /// Built once per listener: it holds the host key.
+        config: Arc<russh::server::Config>,
+    },
+}
+
+/// The accept loop of one listener and what it hands to each connection.
 struct Acceptor {
     port: VmPort,
-    service: PortService,
+    answer: Answer,
     gate: SharedGate,
-    ssh_config: Option<Arc<russh::server::Config>>,
     shutdown: watch::Receiver<()>,
     capacity: Arc<Semaphore>,
 }
 
 impl Acceptor {
     async fn run(self, listener: TcpListener) {
+        let listener_span =
+            tracing::debug_span!("vm_port", vm = %self.port.vm_id, port = self.port.port);
         loop {
             let (stream, peer) = match listener.accept().await {
                 Ok(accepted) => accepted,
                 Err(error) => {
-                    tracing::warn!(vm = %self.port.vm_id, port = self.port.port, %error, "accepting a connection failed");
+                    tracing::warn!(parent: &listener_span, %error, "accepting a connection failed");
                     tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
                     continue;
                 }
             };
+            let span = tracing::debug_span!(parent: &listener_span, "connection", %peer);
             if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
+                tracing::debug!(parent: &span, %error, "cannot set TCP_NODELAY");
             }
             let Ok(permit) = Arc::clone(&self.capacity).try_acquire_owned() else {
-                tracing::warn!(vm = %self.port.vm_id, port = self.port.port, %peer, "too many connections; closing this one");
+                tracing::warn!(parent: &span, "too many connections; closing this one");
                 continue;
             };
             let admitted = self.gate.admits(&self.port);
-            tracing::debug!(vm = %self.port.vm_id, port = self.port.port, %peer, admitted, "connection accepted");
+            tracing::debug!(parent: &span, admitted, "connection accepted");
+            let answer = if admitted {
+                self.answer.clone()
+            } else {
+                Answer::Silence
+            };
             let connection = Connection {
                 stream,
-                peer,
-                port: self.port.clone(),
                 shutdown: self.shutdown.clone(),
+                span: span.clone(),
             };
-            let service = if admitted {
-                Some((self.service.clone(), self.ssh_config.clone()))
-            } else {
-                None
-            };
-            tokio::spawn(async move {
-                connection.run(service).await;
-                drop(permit);
-            });
+            tokio::spawn(
+                async move {
+                    connection.run(answer).await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
         }
     }
 }
@@ -218,24 +243,17 @@ impl Acceptor {
 /// One accepted connection.
 struct Connection {
     stream: TcpStream,
-    peer: SocketAddr,
-    port: VmPort,
     shutdown: watch::Receiver<()>,
+    /// Names the VM port and the peer in every log line about this connection.
+    span: tracing::Span,
 }
 
 impl Connection {
-    /// Serves the connection: `service` when admitted, silence when `None`.
-    async fn run(self, service: Option<(PortService, Option<Arc<russh::server::Config>>)>) {
-        match service {
-            None | Some((PortService::Silent, _)) => self.hold().await,
-            Some((PortService::Rdp, _)) => self.serve_rdp().await,
-            Some((PortService::Ssh(ssh), Some(config))) => self.serve_ssh(ssh, config).await,
-            Some((PortService::Ssh(_), None)) => {
-                // `serve` builds the configuration for every SSH service; stay silent
-                // rather than fail if that ever changes.
-                tracing::error!(vm = %self.port.vm_id, "SSH service without a server configuration");
-                self.hold().await;
-            }
+    async fn run(self, answer: Answer) {
+        match answer {
+            Answer::Silence => self.hold().await,
+            Answer::Rdp => self.serve_rdp().await,
+            Answer::Ssh { service, config } => self.serve_ssh(service, config).await,
         }
     }
 
@@ -245,8 +263,9 @@ impl Connection {
     async fn hold(mut self) {
         let mut discarded = [0u8; 4096];
         let outcome = loop {
+            let read = tokio::time::timeout(HOLD_IDLE_LIMIT, self.stream.read(&mut discarded));
             tokio::select! {
-                read = tokio::time::timeout(HOLD_IDLE_LIMIT, self.stream.read(&mut discarded)) => match read {
+                read = read => match read {
                     Ok(Ok(0)) => break "closed by the client",
                     Ok(Ok(_)) => {}
                     Ok(Err(_)) => break "failed",
@@ -255,21 +274,25 @@ impl Connection {
                 _ = self.shutdown.changed() => break "listener stopped",
             }
         };
-        tracing::debug!(vm = %self.port.vm_id, port = self.port.port, peer = %self.peer, outcome, "silent connection ended");
+        tracing::debug!(outcome, "silent connection ended");
     }
 
     /// Answers the client's X.224 Connection Request, then holds the connection (after a
     /// negotiation failure it closes, as Windows does). Anything that is not a Connection
     /// Request closes the connection.
     async fn serve_rdp(mut self) {
+        let read = tokio::time::timeout(
+            HOLD_IDLE_LIMIT,
+            rdp::read_connection_request(&mut self.stream),
+        );
         let request = tokio::select! {
-            read = tokio::time::timeout(HOLD_IDLE_LIMIT, rdp::read_connection_request(&mut self.stream)) => read,
+            read = read => read,
             _ = self.shutdown.changed() => return,
         };
         let request = match request {
             Ok(Ok(request)) => request,
             Ok(Err(error)) => {
-                tracing::debug!(vm = %self.port.vm_id, port = self.port.port, peer = %self.peer, %error, "closing a connection that does not speak RDP");
+                tracing::debug!(%error, "closing a connection that does not speak RDP");
                 return;
             }
             Err(_) => return,
@@ -279,7 +302,7 @@ impl Connection {
             confirm,
             ironrdp_pdu::nego::ConnectionConfirm::Failure { .. }
         );
-        tracing::debug!(vm = %self.port.vm_id, port = self.port.port, peer = %self.peer, offered = %request.protocol, ?confirm, "RDP connection request answered");
+        tracing::debug!(offered = %request.protocol, ?confirm, "RDP connection request answered");
         let written = match rdp::encode_confirm(confirm) {
             Ok(bytes) => self
                 .stream
@@ -289,7 +312,7 @@ impl Connection {
             Err(error) => Err(error),
         };
         if let Err(error) = written {
-            tracing::debug!(vm = %self.port.vm_id, port = self.port.port, %error, "cannot answer the RDP connection request");
+            tracing::debug!(%error, "cannot answer the RDP connection request");
             return;
         }
         if !refused {
@@ -299,32 +322,37 @@ impl Connection {
 
     /// Runs an SSH session until the client leaves or the listener is dropped.
     async fn serve_ssh(mut self, ssh: Arc<SshService>, config: Arc<russh::server::Config>) {
-        let handler = ssh::SshConnection::new(ssh, self.port.clone(), self.peer);
+        let handler = ssh::SshConnection::new(ssh, self.span.clone());
+        let start = tokio::time::timeout(
+            SSH_LOGIN_GRACE,
+            russh::server::run_stream(config, self.stream, handler),
+        );
         let started = tokio::select! {
-            started = tokio::time::timeout(SSH_LOGIN_GRACE, russh::server::run_stream(config, self.stream, handler)) => started,
+            started = start => started,
             _ = self.shutdown.changed() => return,
         };
         let session = match started {
             Ok(Ok(session)) => session,
             Ok(Err(error)) => {
-                tracing::debug!(vm = %self.port.vm_id, port = self.port.port, peer = %self.peer, %error, "SSH session did not start");
+                tracing::debug!(%error, "SSH session did not start");
                 return;
             }
             Err(_) => {
-                tracing::debug!(vm = %self.port.vm_id, port = self.port.port, peer = %self.peer, "SSH client sent no version line in time");
+                tracing::debug!("SSH client sent no version line in time");
                 return;
             }
         };
         let handle = session.handle();
         tokio::select! {
             ended = session => match ended {
-                Ok(()) => tracing::debug!(vm = %self.port.vm_id, port = self.port.port, peer = %self.peer, "SSH session ended"),
-                Err(error) => tracing::debug!(vm = %self.port.vm_id, port = self.port.port, peer = %self.peer, %error, "SSH session ended with an error"),
+                Ok(()) => tracing::debug!("SSH session ended"),
+                Err(error) => tracing::debug!(%error, "SSH session ended with an error"),
             },
             _ = self.shutdown.changed() => {
                 // russh runs the session on its own task, so it has to be told to end.
+                let reason = "the emulated VM port was closed".to_owned();
                 let _ = handle
-                    .disconnect(russh::Disconnect::ByApplication, "the emulated VM port was closed".to_owned(), "en".to_owned())
+                    .disconnect(russh::Disconnect::ByApplication, reason, "en".to_owned())
                     .await;
             }
         }

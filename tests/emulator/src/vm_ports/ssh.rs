@@ -9,7 +9,6 @@
 //! agent forwarding and subsystems (sftp) are refused.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,8 +16,8 @@ use russh::keys::PublicKey;
 use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet};
 
+use super::SshService;
 use super::shell::{InteractiveShell, ShellOutput, run_command_line};
-use super::{SshService, VmPort};
 
 /// How long a rejected authentication attempt is held before the answer, to slow down
 /// guessing. russh's default is a second; the emulator only ever faces its own tests and
@@ -65,18 +64,18 @@ enum ChannelState {
 #[derive(Debug)]
 pub(crate) struct SshConnection {
     service: Arc<SshService>,
-    port: VmPort,
-    peer: SocketAddr,
     channels: HashMap<ChannelId, ChannelState>,
+    /// The connection's span (VM port and peer). russh calls the handler on its own
+    /// task, outside the span the connection runs in, so log lines name it as parent.
+    span: tracing::Span,
 }
 
 impl SshConnection {
-    pub(crate) fn new(service: Arc<SshService>, port: VmPort, peer: SocketAddr) -> Self {
+    pub(crate) fn new(service: Arc<SshService>, span: tracing::Span) -> Self {
         Self {
             service,
-            port,
-            peer,
             channels: HashMap::new(),
+            span,
         }
     }
 
@@ -110,7 +109,7 @@ impl SshConnection {
             session.exit_status_request(channel, status)?;
             session.close(channel)?;
             self.channels.insert(channel, ChannelState::Finished);
-            tracing::debug!(vm = %self.port.vm_id, port = self.port.port, %self.peer, ?channel, status, "ssh channel finished");
+            tracing::debug!(parent: &self.span, ?channel, status, "ssh channel finished");
         }
         Ok(())
     }
@@ -127,7 +126,7 @@ impl russh::server::Handler for SshConnection {
         if self.is_authorized(user, offer.public_key) {
             Ok(Auth::Accept)
         } else {
-            tracing::debug!(vm = %self.port.vm_id, port = self.port.port, %self.peer, user, "ssh public key not authorised");
+            tracing::debug!(parent: &self.span, user, "ssh public key not authorised");
             Ok(Auth::reject())
         }
     }
@@ -138,7 +137,7 @@ impl russh::server::Handler for SshConnection {
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
         if self.is_authorized(user, key.public_key) {
-            tracing::info!(vm = %self.port.vm_id, port = self.port.port, %self.peer, user, "ssh login");
+            tracing::info!(parent: &self.span, user, "ssh login");
             Ok(Auth::Accept)
         } else {
             Ok(Auth::reject())
@@ -240,7 +239,7 @@ impl russh::server::Handler for SshConnection {
         name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        tracing::debug!(vm = %self.port.vm_id, port = self.port.port, name, "ssh subsystem refused");
+        tracing::debug!(parent: &self.span, name, "ssh subsystem refused");
         session.channel_failure(channel)
     }
 
@@ -256,7 +255,7 @@ impl russh::server::Handler for SshConnection {
         let terminal = *terminal;
         session.channel_success(channel)?;
         let command = String::from_utf8_lossy(data);
-        tracing::debug!(vm = %self.port.vm_id, port = self.port.port, %self.peer, %command, "ssh exec");
+        tracing::debug!(parent: &self.span, %command, "ssh exec");
         let result = run_command_line(&self.service, &command, 0);
         let output = if terminal {
             // On a pty, standard error reaches the terminal too, with `\r\n` line ends.
@@ -286,7 +285,7 @@ impl russh::server::Handler for SshConnection {
         };
         let shell = InteractiveShell::new(*terminal);
         session.channel_success(channel)?;
-        tracing::debug!(vm = %self.port.vm_id, port = self.port.port, %self.peer, terminal = *terminal, "ssh shell");
+        tracing::debug!(parent: &self.span, terminal = *terminal, "ssh shell");
         let output = shell.start(&self.service);
         self.channels.insert(channel, ChannelState::Shell(shell));
         self.send(channel, output, session)
