@@ -64,7 +64,7 @@ pub struct EmulatorOptions {
     pub token_lifetime: SignedDuration,
     /// The public address ARM attributes to every caller and connection.
     pub client_ip: IpAddr,
-    /// Faults active from the start.
+    /// Faults active from the start (after those the world file declares).
     pub faults: Vec<FaultSpec>,
 }
 
@@ -456,6 +456,10 @@ async fn start_services(
         .map_err(io_error("read the listener's address"))?;
     let base_url = format!("https://{local_address}");
 
+    // Faults the world file declares, then those of the options.
+    let mut initial_faults = world.faults.clone();
+    initial_faults.extend(options.faults);
+
     let clock = clock::Clock::new();
     let running_world = state::start_world(
         world,
@@ -487,7 +491,7 @@ async fn start_services(
         .ok_or(EmulatorError::NoServicePrincipal)?;
 
     let faults = faults::Faults::new();
-    for fault in options.faults {
+    for fault in initial_faults {
         faults.add(fault)?;
     }
 
@@ -498,7 +502,9 @@ async fn start_services(
         &az_cli::AzAccount {
             tenant_id: identity.tenant_id().to_owned(),
             subscription_id: subscription_ids.first().cloned(),
-            subscription_name: None,
+            subscription_name: subscription_ids
+                .first()
+                .and_then(|id| subscription_display_name(&shared_state.snapshot(), id)),
             user_name: user
                 .and_then(|index| identity.principals().get(index))
                 .map(|principal| principal.name.clone()),
@@ -544,6 +550,20 @@ async fn start_services(
         az_refresher,
         world: running_world,
     })
+}
+
+/// The display name of a subscription, from a state snapshot.
+fn subscription_display_name(
+    snapshot: &serde_json::Value,
+    subscription_id: &str,
+) -> Option<String> {
+    snapshot["subscriptions"]
+        .as_array()?
+        .iter()
+        .find(|subscription| subscription["subscriptionId"].as_str() == Some(subscription_id))?
+        ["displayName"]
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// Keeps the fake `az` token fresh while the virtual clock runs at real speed.

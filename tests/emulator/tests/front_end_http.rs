@@ -514,6 +514,34 @@ async fn faults_from_options_are_active_from_the_start() {
 }
 
 #[tokio::test]
+async fn faults_from_the_world_file_are_active_from_the_start() {
+    let mut world = jit_emulator::World::default_world();
+    world.faults.push(fault(
+        Some("GET"),
+        "/ip",
+        FaultKind::ServiceUnavailable {
+            retry_after_seconds: Some(5),
+        },
+        Some(1),
+    ));
+    let emulator = jit_emulator::Emulator::start(world).expect("emulator starts");
+    let client = client(&emulator);
+    let response = client
+        .get(&emulator.info().my_ip_url)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "5");
+    let response = client
+        .get(&emulator.info().my_ip_url)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
 async fn the_admin_api_manages_faults() {
     let emulator = start();
     let client = client(&emulator);
