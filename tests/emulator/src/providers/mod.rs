@@ -589,28 +589,39 @@ pub(crate) fn json_body(request: &ArmRequest) -> Result<Value, ArmResponse> {
 
 const SKIP_TOKEN_PREFIX: &str = "jit-emulator-offset:";
 
-/// An opaque continuation token for `offset`.
-pub(crate) fn skip_token(offset: usize) -> String {
-    format!("{SKIP_TOKEN_PREFIX}{offset}")
-        .bytes()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+/// Where a continuation token resumes: the offset of the next item and the page size in
+/// force (Resource Graph keeps the page size across pages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SkipToken {
+    pub offset: usize,
+    pub page_size: usize,
 }
 
-/// The offset in a token made by [`skip_token`].
-pub(crate) fn parse_skip_token(token: &str) -> Option<usize> {
-    if !token.len().is_multiple_of(2) {
-        return None;
+impl SkipToken {
+    /// The opaque form clients pass back.
+    pub fn encode(self) -> String {
+        format!("{SKIP_TOKEN_PREFIX}{}:{}", self.offset, self.page_size)
+            .bytes()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
     }
-    let bytes: Option<Vec<u8>> = (0..token.len())
-        .step_by(2)
-        .map(|index| u8::from_str_radix(token.get(index..index + 2)?, 16).ok())
-        .collect();
-    String::from_utf8(bytes?)
-        .ok()?
-        .strip_prefix(SKIP_TOKEN_PREFIX)?
-        .parse()
-        .ok()
+
+    /// Reads a token made by [`SkipToken::encode`].
+    pub fn decode(token: &str) -> Option<Self> {
+        if !token.len().is_multiple_of(2) {
+            return None;
+        }
+        let bytes: Option<Vec<u8>> = (0..token.len())
+            .step_by(2)
+            .map(|index| u8::from_str_radix(token.get(index..index + 2)?, 16).ok())
+            .collect();
+        let text = String::from_utf8(bytes?).ok()?;
+        let (offset, page_size) = text.strip_prefix(SKIP_TOKEN_PREFIX)?.split_once(':')?;
+        Some(Self {
+            offset: offset.parse().ok()?,
+            page_size: page_size.parse().ok().filter(|size| *size > 0)?,
+        })
+    }
 }
 
 /// A list response (`{"value": […], "nextLink": …}`), paged at the configured page size.
@@ -618,8 +629,8 @@ pub(crate) fn parse_skip_token(token: &str) -> Option<usize> {
 pub(crate) fn paged_list(call: &Call<'_>, items: &[Value]) -> ArmResponse {
     let offset = match call.request.query_value("$skipToken") {
         None => 0,
-        Some(token) => match parse_skip_token(token) {
-            Some(offset) => offset,
+        Some(token) => match SkipToken::decode(token) {
+            Some(token) => token.offset,
             None => {
                 return ArmResponse::error(
                     StatusCode::BAD_REQUEST,
@@ -643,7 +654,11 @@ pub(crate) fn paged_list(call: &Call<'_>, items: &[Value]) -> ArmResponse {
                 query.append_pair(name, value);
             }
         }
-        query.append_pair("$skipToken", &skip_token(end));
+        let token = SkipToken {
+            offset: end,
+            page_size,
+        };
+        query.append_pair("$skipToken", &token.encode());
         body["nextLink"] = json!(format!(
             "{}{}?{}",
             call.request.base_url.trim_end_matches('/'),
@@ -766,10 +781,14 @@ mod tests {
 
     #[test]
     fn skip_tokens_round_trip_and_reject_garbage() {
-        assert_eq!(parse_skip_token(&skip_token(42)), Some(42));
-        assert_eq!(parse_skip_token("zz"), None);
-        assert_eq!(parse_skip_token("abc"), None);
-        assert_eq!(parse_skip_token("00"), None);
+        let token = SkipToken {
+            offset: 42,
+            page_size: 7,
+        };
+        assert_eq!(SkipToken::decode(&token.encode()), Some(token));
+        assert_eq!(SkipToken::decode("zz"), None);
+        assert_eq!(SkipToken::decode("abc"), None);
+        assert_eq!(SkipToken::decode("00"), None);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::kql::{self, QueryError};
-use super::{Call, json_body, parse_skip_token, skip_token};
+use super::{Call, SkipToken, json_body};
 use crate::arm_http::{ArmResponse, CloudError, CloudErrorBody};
 use crate::state::model::Resources;
 
@@ -261,10 +261,10 @@ pub(super) fn query(call: &Call<'_>) -> ArmResponse {
             }
         },
     };
-    let token_offset = match options.get("$skipToken").and_then(Value::as_str) {
+    let token = match options.get("$skipToken").and_then(Value::as_str) {
         None => None,
-        Some(token) => match parse_skip_token(token) {
-            Some(offset) => Some(offset),
+        Some(token) => match SkipToken::decode(token) {
+            Some(token) => Some(token),
             None => return invalid(call, "InvalidSkipToken", "The '$skipToken' is invalid."),
         },
     };
@@ -301,8 +301,13 @@ pub(super) fn query(call: &Call<'_>) -> ArmResponse {
         Err(error) => return query_error(call, &error),
     };
     let total = rows.len();
-    let offset = skip.or(token_offset).unwrap_or(0).min(total);
+    // `$skip` and `$top` override what the token says, as the spec describes.
+    let offset = skip
+        .or(token.map(|token| token.offset))
+        .unwrap_or(0)
+        .min(total);
     let page_size = top
+        .or(token.map(|token| token.page_size))
         .unwrap_or(MAX_TOP as usize)
         .min(call.inner.page_size.unwrap_or(usize::MAX));
     let end = offset.saturating_add(page_size).min(total);
@@ -321,7 +326,11 @@ pub(super) fn query(call: &Call<'_>) -> ArmResponse {
         "data": data
     });
     if end < total {
-        response["$skipToken"] = json!(skip_token(end));
+        let next = SkipToken {
+            offset: end,
+            page_size,
+        };
+        response["$skipToken"] = json!(next.encode());
     }
     ArmResponse::ok(response)
 }

@@ -118,23 +118,19 @@ impl Resources {
                 "publisher": "Canonical",
                 "offer": "ubuntu-24_04-lts",
                 "sku": "server",
-                "version": "latest",
-                "exactVersion": "24.04.202409120"
+                "version": "latest"
             }),
             OsType::Windows => json!({
                 "publisher": "MicrosoftWindowsServer",
                 "offer": "WindowsServer",
                 "sku": "2022-datacenter-azure-edition",
-                "version": "latest",
-                "exactVersion": "20348.2700.240911"
+                "version": "latest"
             }),
         };
         let mut os_profile = json!({
             "computerName": vm.computer_name,
             "adminUsername": vm.admin_username,
-            "secrets": [],
-            "allowExtensionOperations": true,
-            "requireGuestProvisionSignal": true
+            "secrets": []
         });
         match vm.os {
             OsType::Linux => {
@@ -150,15 +146,13 @@ impl Resources {
                 os_profile["linuxConfiguration"] = json!({
                     "disablePasswordAuthentication": true,
                     "ssh": { "publicKeys": public_keys },
-                    "provisionVMAgent": true,
-                    "patchSettings": { "patchMode": "ImageDefault", "assessmentMode": "ImageDefault" }
+                    "provisionVMAgent": true
                 });
             }
             OsType::Windows => {
                 os_profile["windowsConfiguration"] = json!({
                     "provisionVMAgent": true,
-                    "enableAutomaticUpdates": true,
-                    "patchSettings": { "patchMode": "AutomaticByOS", "assessmentMode": "ImageDefault" }
+                    "enableAutomaticUpdates": true
                 });
             }
         }
@@ -187,7 +181,6 @@ impl Resources {
                         "storageAccountType": "Premium_LRS",
                         "id": format!("{resource_group_id}/providers/Microsoft.Compute/disks/{os_disk}")
                     },
-                    "deleteOption": "Delete",
                     "diskSizeGB": 30
                 },
                 "dataDisks": []
@@ -207,6 +200,7 @@ impl Resources {
             "type": "Microsoft.Compute/virtualMachines",
             "location": placement.location,
             "tags": {},
+            "etag": "\"1\"",
             "properties": properties
         })
     }
@@ -270,7 +264,6 @@ impl Resources {
             "ipConfigurations": [{
                 "name": "ipconfig1",
                 "id": format!("{}/ipConfigurations/ipconfig1", placement.id),
-                "type": "Microsoft.Network/networkInterfaces/ipConfigurations",
                 "properties": ip_properties
             }],
             "dnsSettings": {
