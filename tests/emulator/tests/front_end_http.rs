@@ -753,6 +753,43 @@ async fn the_admin_api_reports_state_requests_and_refuses_nonsense() {
         .expect("PUT page-size");
     assert_eq!(zero.status(), 400);
 
+    // Paging applies to ARM lists.
+    let token = service_principal_token(&client, &emulator).await;
+    let first_page: Value = arm_get(&client, &emulator, SUBSCRIPTIONS, &token)
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        first_page["value"].as_array().map(Vec::len),
+        Some(1),
+        "{first_page}"
+    );
+    assert!(first_page["nextLink"].as_str().is_some(), "{first_page}");
+
+    let subscription = &emulator.info().subscription_ids[0];
+    let vm_id = format!(
+        "/subscriptions/{subscription}/resourceGroups/rg-web/providers/Microsoft.Compute/virtualMachines/api-01"
+    );
+    let powered = client
+        .post(format!("{admin}/power"))
+        .json(&json!({"vm_id": vm_id, "running": false}))
+        .send()
+        .await
+        .expect("POST power");
+    assert_eq!(powered.status(), 200);
+    let view = arm_get(
+        &client,
+        &emulator,
+        &format!("{vm_id}?api-version=2024-07-01&$expand=instanceView"),
+        &token,
+    )
+    .await
+    .text()
+    .await
+    .expect("text");
+    assert!(view.contains("PowerState/deallocated"), "{view}");
+
     let unknown_vm = client
         .post(format!("{admin}/power"))
         .json(&json!({"vm_id": "/subscriptions/x/resourceGroups/y/providers/Microsoft.Compute/virtualMachines/none", "running": false}))
@@ -801,6 +838,20 @@ async fn the_admin_api_reports_state_requests_and_refuses_nonsense() {
     assert_eq!(malformed.status(), 400);
 
     // The request log holds the non-admin calls only, without headers or bodies.
+    let logged_before = emulator.requests();
+    assert!(
+        logged_before
+            .iter()
+            .any(|record| record.path.starts_with("/subscriptions?")),
+        "{logged_before:?}"
+    );
+    let cleared = client
+        .delete(format!("{admin}/requests"))
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(cleared.status(), 204);
+    assert!(emulator.requests().is_empty());
     client
         .get(format!("{}?format=json", emulator.info().my_ip_url))
         .send()
@@ -820,13 +871,6 @@ async fn the_admin_api_reports_state_requests_and_refuses_nonsense() {
     assert_eq!(entries[0]["path"], "/ip?format=json");
     assert_eq!(entries[0]["status"], 200);
     assert!(entries[0]["time"].as_str().is_some());
-    let cleared = client
-        .delete(format!("{admin}/requests"))
-        .send()
-        .await
-        .expect("DELETE");
-    assert_eq!(cleared.status(), 204);
-    assert!(emulator.requests().is_empty());
 }
 
 #[tokio::test]
