@@ -306,6 +306,9 @@ pub fn uninstall(
     deactivate: bool,
 ) -> Result<UninstallReport, AutostartError> {
     let location = mechanism.location();
+    let Some(file) = entry_file(mechanism) else {
+        return uninstall_windows_run(mechanism, location);
+    };
     let activation = match mechanism {
         Mechanism::SystemdUser { .. } if deactivate => {
             run_all(&[&["systemctl", "--user", "disable", "--now", SYSTEMD_UNIT]])
@@ -314,42 +317,7 @@ pub fn uninstall(
             let target = format!("{}/{LAUNCH_AGENT_LABEL}", gui_domain());
             run_all(&[&["launchctl", "bootout", &target]])
         }
-        Mechanism::SystemdUser { .. } | Mechanism::LaunchAgent { .. } => {
-            Activation::Skipped("not requested".to_owned())
-        }
-        Mechanism::WindowsRun => {
-            if read_entry(mechanism)?.is_none() {
-                return Ok(UninstallReport {
-                    removed: None,
-                    activation: Activation::Skipped("no entry".to_owned()),
-                });
-            }
-            return match run(&[
-                "reg",
-                "delete",
-                WINDOWS_RUN_KEY,
-                "/v",
-                WINDOWS_RUN_VALUE,
-                "/f",
-            ]) {
-                Activation::Done => Ok(UninstallReport {
-                    removed: Some(location),
-                    activation: Activation::Skipped("nothing to stop".to_owned()),
-                }),
-                Activation::Failed(reason) | Activation::Skipped(reason) => {
-                    Err(AutostartError::Io {
-                        action: "could not remove",
-                        location,
-                        source: io::Error::other(reason),
-                    })
-                }
-            };
-        }
-    };
-    let file = match mechanism {
-        Mechanism::SystemdUser { unit_file } => unit_file,
-        Mechanism::LaunchAgent { plist_file } => plist_file,
-        Mechanism::WindowsRun => unreachable_windows_run(),
+        _ => Activation::Skipped("not requested".to_owned()),
     };
     let removed = match std::fs::remove_file(file) {
         Ok(()) => Some(location),
@@ -371,32 +339,60 @@ pub fn uninstall(
     })
 }
 
-/// The `WindowsRun` arm returns before the file step; this keeps the match total
-/// without a panic.
-fn unreachable_windows_run() -> &'static PathBuf {
-    static NONE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    NONE.get_or_init(PathBuf::new)
+fn uninstall_windows_run(
+    mechanism: &Mechanism,
+    location: String,
+) -> Result<UninstallReport, AutostartError> {
+    if read_entry(mechanism)?.is_none() {
+        return Ok(UninstallReport {
+            removed: None,
+            activation: Activation::Skipped("no entry".to_owned()),
+        });
+    }
+    match run(&[
+        "reg",
+        "delete",
+        WINDOWS_RUN_KEY,
+        "/v",
+        WINDOWS_RUN_VALUE,
+        "/f",
+    ]) {
+        Activation::Done => Ok(UninstallReport {
+            removed: Some(location),
+            activation: Activation::Skipped("nothing to stop".to_owned()),
+        }),
+        Activation::Failed(reason) | Activation::Skipped(reason) => Err(AutostartError::Io {
+            action: "could not remove",
+            location,
+            source: io::Error::other(reason),
+        }),
+    }
+}
+
+/// The file an entry lives in (`None` for the registry).
+fn entry_file(mechanism: &Mechanism) -> Option<&Path> {
+    match mechanism {
+        Mechanism::SystemdUser { unit_file } => Some(unit_file),
+        Mechanism::LaunchAgent { plist_file } => Some(plist_file),
+        Mechanism::WindowsRun => None,
+    }
 }
 
 /// The current entry's content, `None` when there is none.
 fn read_entry(mechanism: &Mechanism) -> Result<Option<String>, AutostartError> {
-    let file = match mechanism {
-        Mechanism::SystemdUser { unit_file } => unit_file,
-        Mechanism::LaunchAgent { plist_file } => plist_file,
-        Mechanism::WindowsRun => {
-            if !cfg!(windows) {
-                return Ok(None);
-            }
-            let output = Command::new("reg")
-                .args(["query", WINDOWS_RUN_KEY, "/v", WINDOWS_RUN_VALUE])
-                .output();
-            return Ok(match output {
-                Ok(output) if output.status.success() => {
-                    Some(String::from_utf8_lossy(&output.stdout).into_owned())
-                }
-                _ => None,
-            });
+    let Some(file) = entry_file(mechanism) else {
+        if !cfg!(windows) {
+            return Ok(None);
         }
+        let output = Command::new("reg")
+            .args(["query", WINDOWS_RUN_KEY, "/v", WINDOWS_RUN_VALUE])
+            .output();
+        return Ok(match output {
+            Ok(output) if output.status.success() => {
+                Some(String::from_utf8_lossy(&output.stdout).into_owned())
+            }
+            _ => None,
+        });
     };
     match std::fs::read_to_string(file) {
         Ok(content) => Ok(Some(content)),

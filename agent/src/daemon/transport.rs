@@ -132,14 +132,17 @@ pub(crate) enum Peer {
     /// A process of this user.
     Owner,
     /// A process of another user (Unix uid).
+    #[cfg(unix)]
     Stranger { uid: u32 },
     /// The OS gave no answer; refused, since it cannot be shown to be the owner.
+    #[cfg(unix)]
     Unknown,
 }
 
 /// Whether a peer with `peer_uid` may talk to an agent running as `own_uid`: only the
 /// same user, root included (root can read the socket's memory anyway, but has no
 /// business asking for this user's tokens).
+#[cfg(unix)]
 pub(crate) fn classify_peer(peer_uid: u32, own_uid: u32) -> Peer {
     if peer_uid == own_uid {
         Peer::Owner
@@ -280,6 +283,7 @@ mod pipe {
 mod tests {
     use super::*;
 
+    #[cfg(unix)]
     #[test]
     fn only_the_same_uid_is_the_owner() {
         assert_eq!(classify_peer(1000, 1000), Peer::Owner);
