@@ -226,12 +226,19 @@ fn render_script(data_dir: &Path, calls_log: &Path, tenant_id: &str) -> String {
 # A fake Azure CLI written by jit-emulator. It answers
 #   az account get-access-token -o json [--scope S | --resource R] [--tenant T] [--subscription S]
 #   az account show -o json
+#   az --version
 # for the emulated world's user, from a token the emulator keeps fresh in token.env.
 data_dir={data_dir}
 calls_log={calls_log}
 tenant_id={tenant_id}
 
 printf '%s\n' "$*" >> "$calls_log"
+
+case "$1" in
+    --version|version)
+        printf 'azure-cli                         2.91.0 (jit-emulator fake)\n'
+        exit 0 ;;
+esac
 
 if [ -e "$data_dir/logged-out" ]; then
     echo "ERROR: Please run 'az login' to setup account." >&2

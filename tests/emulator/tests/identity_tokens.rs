@@ -560,6 +560,11 @@ async fn the_fake_az_prints_a_token_arm_accepts_and_logs_each_call() {
         format!("account get-access-token -o json --scope {ARM_SCOPE}")
     );
     assert_eq!(calls[3], "account show -o json");
+
+    let output = run_az(&emulator, "--version").await;
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("azure-cli"));
+    assert_eq!(emulator.az_calls().len(), 5);
 }
 
 #[tokio::test]
