@@ -328,7 +328,7 @@ impl Identity {
                 let token = self.issue(principal);
                 let expires_in = self.token_lifetime.as_secs().max(0);
                 tracing::debug!(
-                    client_id = ?self.principals.get(principal).and_then(|p| p.client_id.as_deref()),
+                    client_id = ?self.principals.get(principal).and_then(|granted| granted.client_id.as_deref()),
                     "issued a token"
                 );
                 let body = if v2 {
