@@ -560,3 +560,27 @@ async fn a_deallocated_vm_stays_silent_even_with_a_request_open() {
     let banner = first_words(port, PROMPTLY).await.unwrap_or_default();
     assert!(banner.starts_with("SSH-2.0-"), "banner: {banner:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_whose_address_changed_is_not_let_in_by_the_old_rule() {
+    let arm = start().await;
+    let port = arm.port_of(&api_01(), "ssh");
+    let reply = arm
+        .post(
+            &format!("{}/initiate?api-version={JIT}", web_policy()),
+            &initiate_body(&api_01(), port, json!({})),
+        )
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    arm.advance_clock(DELAY).await;
+    let banner = first_words(port, PROMPTLY).await.unwrap_or_default();
+    assert!(banner.starts_with("SSH-2.0-"), "banner: {banner:?}");
+
+    arm.emulator
+        .set_client_ip("203.0.113.50".parse().expect("an address"));
+    assert_eq!(
+        first_words(port, SILENCE).await,
+        None,
+        "the rule names the old address"
+    );
+}

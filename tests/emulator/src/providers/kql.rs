@@ -225,6 +225,9 @@ enum Stage {
     Limit(usize),
 }
 
+/// Rows of a table: column name → value.
+pub(crate) type Rows = Vec<Map<String, Value>>;
+
 /// A parsed query.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Query {
@@ -778,11 +781,12 @@ fn compare_values(left: &Value, right: &Value) -> Ordering {
 
 impl Query {
     /// Runs the query over `rows` (the `Resources` table, whose columns are `columns`).
+    /// Returns the result's columns, in order, and its rows.
     pub(crate) fn run(
         &self,
         columns: &[&str],
         rows: Vec<Map<String, Value>>,
-    ) -> Result<Vec<Map<String, Value>>, QueryError> {
+    ) -> Result<(Vec<String>, Rows), QueryError> {
         let mut table = Table {
             columns: columns.iter().map(|column| (*column).to_owned()).collect(),
             rows,
@@ -831,7 +835,7 @@ impl Query {
                 Stage::Limit(count) => table.rows.truncate(*count),
             }
         }
-        Ok(table.rows)
+        Ok((table.columns, table.rows))
     }
 }
 
@@ -896,7 +900,7 @@ mod tests {
     }
 
     fn run(query: &str) -> Result<Vec<Map<String, Value>>, QueryError> {
-        parse(query)?.run(COLUMNS, rows())
+        Ok(parse(query)?.run(COLUMNS, rows())?.1)
     }
 
     fn names(result: Result<Vec<Map<String, Value>>, QueryError>) -> Vec<String> {

@@ -296,8 +296,8 @@ pub(super) fn query(call: &Call<'_>) -> ArmResponse {
         Ok(parsed) => parsed,
         Err(error) => return query_error(call, &error),
     };
-    let rows = match parsed.run(COLUMNS, table(call, &subscriptions)) {
-        Ok(rows) => rows,
+    let (columns, rows) = match parsed.run(COLUMNS, table(call, &subscriptions)) {
+        Ok(result) => result,
         Err(error) => return query_error(call, &error),
     };
     let total = rows.len();
@@ -314,7 +314,7 @@ pub(super) fn query(call: &Call<'_>) -> ArmResponse {
     let page: Vec<Map<String, Value>> =
         rows.get(offset..end).map(<[_]>::to_vec).unwrap_or_default();
     let data = if table_format {
-        as_table(&page)
+        as_table(&columns, &page)
     } else {
         Value::Array(page.iter().cloned().map(Value::Object).collect())
     };
@@ -336,17 +336,13 @@ pub(super) fn query(call: &Call<'_>) -> ArmResponse {
 }
 
 /// The `table` result format: `{"columns":[{"name","type"}],"rows":[[…]]}`.
-fn as_table(rows: &[Map<String, Value>]) -> Value {
-    let names: Vec<String> = rows
-        .first()
-        .map(|row| row.keys().cloned().collect())
-        .unwrap_or_default();
+fn as_table(names: &[String], rows: &[Map<String, Value>]) -> Value {
     let columns: Vec<Value> = names
         .iter()
         .map(|name| {
             let kind = rows
                 .iter()
-                .map(|row| &row[name])
+                .filter_map(|row| row.get(name))
                 .find(|value| !value.is_null())
                 .map_or("string", |value| match value {
                     Value::Bool(_) => "boolean",
@@ -360,7 +356,14 @@ fn as_table(rows: &[Map<String, Value>]) -> Value {
         .collect();
     let values: Vec<Value> = rows
         .iter()
-        .map(|row| Value::Array(names.iter().map(|name| row[name].clone()).collect()))
+        .map(|row| {
+            Value::Array(
+                names
+                    .iter()
+                    .map(|name| row.get(name).cloned().unwrap_or(Value::Null))
+                    .collect(),
+            )
+        })
         .collect();
     json!({ "columns": columns, "rows": values })
 }
