@@ -394,7 +394,7 @@ async fn network_reads_show_addresses_associations_and_rules() {
 async fn lists_page_with_next_link_and_lose_nothing() {
     let arm = Arm::start().await;
     let lists = [
-        format!("/subscriptions?api-version=2022-12-01"),
+        "/subscriptions?api-version=2022-12-01".to_owned(),
         format!(
             "/subscriptions/{PRODUCTION}/providers/Microsoft.Security/jitNetworkAccessPolicies?api-version={JIT}"
         ),
