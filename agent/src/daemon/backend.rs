@@ -48,6 +48,10 @@ pub enum BackendError {
     /// Azure refused or failed the call.
     #[error("{0}")]
     Azure(String),
+    /// The request cannot be made as asked (longer than the policy allows, the VM or
+    /// port left the policy).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// How the agent reaches Azure.

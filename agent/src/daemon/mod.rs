@@ -13,9 +13,12 @@
 //!   pieces, each testable alone.
 //!
 //! The agent reaches Azure only through the [`AccessBackend`] trait, so its lifecycle is
-//! tested without Azure and the real backend (on `crate::azure`) is tested end to end.
+//! tested without Azure; the real backend, [`AzureBackend`] (on `crate::azure`: policy
+//! request history for refreshes, `initiate` for extensions, the ARM client's token
+//! cache for warm tokens), is tested end to end against the emulator.
 
 pub mod autostart;
+pub mod azure_backend;
 pub mod backend;
 pub mod client;
 pub mod notifier;
@@ -26,6 +29,7 @@ pub mod server;
 pub mod store;
 mod transport;
 
+pub use azure_backend::AzureBackend;
 pub use backend::{AccessBackend, BackendError, OfflineBackend, Refreshed, WindowUpdate};
 pub use client::{AgentClient, ClientError, StartError, StartOptions, Started, ensure_running};
 pub use notifier::{DesktopNotifier, Notification, NotificationKind, Notifier, RecordingNotifier};

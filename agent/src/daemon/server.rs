@@ -949,6 +949,7 @@ fn backend_error_response(error: &BackendError) -> Response {
     let kind = match error {
         BackendError::Unavailable(_) => ErrorKind::Unavailable,
         BackendError::Azure(_) => ErrorKind::Backend,
+        BackendError::Invalid(_) => ErrorKind::InvalidRequest,
     };
     error_response(kind, error.to_string())
 }

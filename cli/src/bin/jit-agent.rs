@@ -24,8 +24,8 @@ use jit::args::Cli;
 use jit::settings::{CloudSettings, Environment, GlobalSettings};
 use jit_agent::daemon::notifier::LogNotifier;
 use jit_agent::daemon::{
-    AccessBackend, Agent, AgentConfig, AgentPaths, DesktopNotifier, Notifier, OfflineBackend,
-    ServerError,
+    AccessBackend, Agent, AgentConfig, AgentPaths, AzureBackend, DesktopNotifier, Notifier,
+    OfflineBackend, ServerError,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -107,21 +107,43 @@ fn run(settings: &GlobalSettings) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", paths.state_dir().display()))?;
     init_logging(&paths.log_file())?;
     let config = agent_config(settings, paths);
-    // The Azure backend is built from `settings.azure` once `jit_agent::azure` provides
-    // one; until then the agent tracks and announces windows but cannot extend them.
-    let backend = OfflineBackend::new("this build's agent has no Azure backend yet");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = if settings.agent.notifications {
-        runtime.block_on(serve(config, backend, DesktopNotifier::default()))
-    } else {
-        runtime.block_on(serve(config, backend, LogNotifier))
+    let notifications = settings.agent.notifications;
+    let result = match azure_backend(settings) {
+        Ok(backend) => runtime.block_on(serve_with(config, backend, notifications)),
+        Err(reason) => {
+            tracing::warn!(%reason, "the agent runs without Azure: it cannot refresh, extend or hand out tokens");
+            let backend = OfflineBackend::new(reason);
+            runtime.block_on(serve_with(config, backend, notifications))
+        }
     };
     runtime.shutdown_timeout(Duration::from_secs(1));
     result
+}
+
+/// The agent's way to Azure: `AzureBackend::new(arm, agent_profile(settings))` over the
+/// same `ArmClient` that `jit`'s commands build from `settings.azure` (cloud, CA files,
+/// credential). That construction belongs to the CLI's settings code, which does not
+/// provide it yet; until it does the agent runs offline and says why in its status.
+pub fn azure_backend(settings: &GlobalSettings) -> Result<AzureBackend, String> {
+    let _ = settings;
+    Err("jit-agent is not yet connected to jit's Azure settings".to_owned())
+}
+
+async fn serve_with<B: AccessBackend>(
+    config: AgentConfig,
+    backend: B,
+    notifications: bool,
+) -> anyhow::Result<()> {
+    if notifications {
+        serve(config, backend, DesktopNotifier::default()).await
+    } else {
+        serve(config, backend, LogNotifier).await
+    }
 }
 
 async fn serve<B: AccessBackend, N: Notifier>(
