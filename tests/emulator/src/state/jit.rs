@@ -323,18 +323,14 @@ impl Resources {
     }
 
     fn apply_transition(&mut self, policy: &mut JitPolicy, due: DueTransition) {
-        let Some(port) = policy
+        let Some((vm_id, port)) = policy
             .requests
             .get(due.request)
             .and_then(|request| request.virtual_machines.get(due.virtual_machine))
-            .and_then(|vm| vm.ports.get(due.port))
-            .cloned()
+            .and_then(|vm| Some((vm.id.clone(), vm.ports.get(due.port)?.clone())))
         else {
             return;
         };
-        let vm_id = policy.requests[due.request].virtual_machines[due.virtual_machine]
-            .id
-            .clone();
         match port.status {
             PortStatus::Initiated => {
                 self.revoke(policy, due, StatusReason::Expired);

@@ -338,8 +338,8 @@ impl StatusReason {
 #[derive(Debug, Clone)]
 pub(crate) struct RequestPort {
     pub number: u16,
-    /// `None`: the client sent no prefix (the rule uses the caller's address, and the
-    /// response shows it as `allowedSourceAddressPrefix`).
+    /// What the client asked for; when it sent no prefix, the caller's address (shown
+    /// as `allowedSourceAddressPrefix`).
     pub sources: SourcePrefixes,
     pub end_time: Timestamp,
     pub status: PortStatus,
