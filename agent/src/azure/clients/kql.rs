@@ -252,6 +252,15 @@ impl ResourcesQuery {
         self
     }
 
+    /// Adds `and condition` to the last `where` (starts one if there is none).
+    pub fn and(mut self, condition: KqlCondition) -> Self {
+        match self.clauses.last_mut() {
+            Some(clause) => clause.push(condition),
+            None => self.clauses.push(vec![condition]),
+        }
+        self
+    }
+
     /// Projects a column or dotted path under its own name.
     pub fn project(mut self, path: &'static str) -> Self {
         self.projection.push(Projection { alias: None, path });

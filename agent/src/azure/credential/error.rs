@@ -39,7 +39,7 @@ impl fmt::Display for CredentialSource {
 }
 
 /// Why no token could be obtained. Every variant's message ends in an action.
-#[derive(Clone, Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CredentialError {
     /// `az` is not installed or not on `PATH`.
     #[error("the Azure CLI (az) was not found on PATH")]

@@ -39,7 +39,7 @@ impl fmt::Debug for Keychain {
 }
 
 /// The keychain failed or is not there.
-#[derive(Clone, Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum KeychainError {
     /// No keychain is usable in this session (no default store, no Secret Service…).
     #[error("the OS keychain is not available: {detail}")]
