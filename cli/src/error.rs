@@ -7,6 +7,10 @@
 
 use std::fmt::Write as _;
 
+use jit_agent::access::plan::PlanError;
+use jit_agent::azure::arm::{ArmError, ArmErrorKind};
+use jit_agent::azure::credential::CredentialError;
+
 /// The documented exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
@@ -125,6 +129,43 @@ pub fn classify(error: &anyhow::Error) -> Report {
     }
 
     for cause in error.chain() {
+        if let Some(arm_error) = cause.downcast_ref::<ArmError>() {
+            let status = match arm_error.kind() {
+                ArmErrorKind::Unauthorized | ArmErrorKind::Credential => ExitStatus::Authentication,
+                ArmErrorKind::Forbidden => ExitStatus::Denied,
+                ArmErrorKind::NotFound => ExitStatus::NotFound,
+                ArmErrorKind::InvalidRequest => ExitStatus::Failure,
+                ArmErrorKind::BadRequest
+                | ArmErrorKind::Conflict
+                | ArmErrorKind::Throttled
+                | ArmErrorKind::Server
+                | ArmErrorKind::Transport
+                | ArmErrorKind::InvalidResponse
+                | ArmErrorKind::OperationFailed => ExitStatus::Azure,
+            };
+            return Report {
+                status,
+                message,
+                hint: Some(arm_error.hint()),
+                silent: false,
+            };
+        }
+        if let Some(credential_error) = cause.downcast_ref::<CredentialError>() {
+            return Report {
+                status: ExitStatus::Authentication,
+                message,
+                hint: Some(credential_error.hint()),
+                silent: false,
+            };
+        }
+        if let Some(plan_error) = cause.downcast_ref::<PlanError>() {
+            return Report {
+                status: ExitStatus::Usage,
+                message,
+                hint: plan_hint(plan_error),
+                silent: false,
+            };
+        }
         if let Some(cli_error) = cause.downcast_ref::<CliError>() {
             let (status, hint) = cli_error.status_and_hint();
             return Report {
@@ -150,6 +191,29 @@ pub fn classify(error: &anyhow::Error) -> Report {
         message,
         hint: None,
         silent: false,
+    }
+}
+
+fn plan_hint(error: &PlanError) -> Option<String> {
+    match error {
+        PlanError::PortNotInPolicy { .. } => {
+            Some("choose one of the policy's ports with --port, or add the port with `jit enable --port`".to_owned())
+        }
+        PlanError::DurationTooLong { .. } => {
+            Some("ask for less with --duration, or raise the maximum with `jit enable --max-duration`".to_owned())
+        }
+        PlanError::SourceNotAllowed { .. } | PlanError::AnyNotAllowed { .. } => Some(
+            "pass --source with one of the allowed sources (JIT matches them literally)".to_owned(),
+        ),
+        PlanError::AddressUnknown { .. } => Some(
+            "pass --source with the allowed range you connect from, or check JIT_MY_IP_URLS".to_owned(),
+        ),
+        PlanError::Ipv6Source(_) | PlanError::BadSource(_) => {
+            Some("pass an IPv4 address or range, for example --source 203.0.113.7".to_owned())
+        }
+        PlanError::NoPorts | PlanError::BadMaximum { .. } => {
+            Some("fix the VM's JIT policy with `jit enable`".to_owned())
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 pub mod args;
 pub mod commands;
 pub mod config_file;
+pub mod connection;
 pub mod env_vars;
 pub mod error;
 pub mod launch;

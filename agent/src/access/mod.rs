@@ -4,5 +4,8 @@
 //! Decisions (which port, which source, how long) are pure functions in [`plan`];
 //! everything that talks to Azure goes through the clients in [`crate::azure`].
 
+pub mod details;
+pub mod locate;
 pub mod my_ip;
 pub mod plan;
+pub mod status;
