@@ -135,7 +135,7 @@ pub fn active_ports(
     now: Timestamp,
 ) -> Vec<ActivePort> {
     let mut requests: Vec<&JitNetworkAccessRequest> = policy.properties.requests.iter().collect();
-    requests.sort_by(|left, right| right.start_time_utc.cmp(&left.start_time_utc));
+    requests.sort_by_key(|request| std::cmp::Reverse(request.start_time_utc));
     let mut active: Vec<ActivePort> = Vec::new();
     for request in requests {
         for virtual_machine in &request.virtual_machines {
@@ -192,7 +192,7 @@ pub fn recent_requests<'a>(
                 .any(|virtual_machine| same_resource_id(&virtual_machine.id, vm_id))
         })
         .collect();
-    requests.sort_by(|left, right| right.start_time_utc.cmp(&left.start_time_utc));
+    requests.sort_by_key(|request| std::cmp::Reverse(request.start_time_utc));
     requests.truncate(limit);
     requests
 }
