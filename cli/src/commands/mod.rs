@@ -1,6 +1,7 @@
 //! One module per subcommand. Each takes typed settings and a printer, does its work
 //! through `jit_agent`, and returns the exit status it earned.
 
+mod common;
 mod completions;
 mod config;
 
