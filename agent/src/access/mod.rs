@@ -5,7 +5,9 @@
 //! everything that talks to Azure goes through the clients in [`crate::azure`].
 
 pub mod details;
+pub mod enable;
 pub mod locate;
 pub mod my_ip;
 pub mod plan;
+pub mod request;
 pub mod status;
