@@ -19,7 +19,7 @@ use jit_agent::daemon::notifier::{EndReason, LogNotifier};
 use jit_agent::daemon::protocol::{ErrorKind, ExtendLength, PROTOCOL_VERSION};
 use jit_agent::daemon::store::{TrackedWindow, WindowStore};
 use jit_agent::daemon::{
-    Agent, AgentClient, AgentPaths, ClientError, NotificationKind, OfflineBackend,
+    Agent, AgentClient, AgentPaths, BackendError, ClientError, NotificationKind, OfflineBackend,
     RecordingNotifier, Refreshed, ServerError, StartError, StartOptions, Started, WindowUpdate,
     ensure_running,
 };
@@ -189,17 +189,15 @@ async fn refresh_applies_superseded_and_revoked_windows_and_the_clock() {
     newer.requested_at = api.requested_at + SignedDuration::from_mins(1);
     newer.ends_at = api.ends_at + SignedDuration::from_hours(1);
     let offset = SignedDuration::from_secs(90);
-    if let Ok(mut next) = backend.next_refresh.lock() {
-        *next = Some(Refreshed {
-            updates: vec![
-                WindowUpdate::Changed(Box::new(newer.clone())),
-                WindowUpdate::Revoked {
-                    vm_id: web.vm_id.clone(),
-                },
-            ],
-            server_clock_offset: Some(offset),
-        });
-    }
+    backend.script_refresh(Refreshed {
+        updates: vec![
+            WindowUpdate::Changed(Box::new(newer.clone())),
+            WindowUpdate::Revoked {
+                vm_id: web.vm_id.clone(),
+            },
+        ],
+        server_clock_offset: Some(offset),
+    });
     let refreshed = client.refresh_now().await.expect("refresh");
     assert_eq!(refreshed.windows.len(), 1);
     assert_eq!(refreshed.windows[0].window, newer);
@@ -217,6 +215,64 @@ async fn refresh_applies_superseded_and_revoked_windows_and_the_clock() {
     let status = client.status().await.expect("status");
     assert_eq!(status.server_clock_offset, offset);
     assert!(status.last_refresh.is_some());
+    agent.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_windows_are_refreshed_periodically_and_failures_are_reported() {
+    let dirs = dirs();
+    let backend = Arc::new(TestBackend::default());
+    let notifier = Arc::new(RecordingNotifier::default());
+    let mut config = config(&dirs.paths);
+    config.refresh_interval = Duration::from_millis(50);
+    let agent = start(config, Arc::clone(&backend), Arc::clone(&notifier)).await;
+    let mut client = client(&dirs.paths).await;
+
+    backend.fail_refreshes(Some(BackendError::Azure("ARM is down".to_owned())));
+    let api = window(
+        "api-01",
+        SignedDuration::from_hours(1),
+        SignedDuration::ZERO,
+    );
+    client.register_window(&api).await.expect("register");
+    let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
+    loop {
+        let status = client.status().await.expect("status");
+        if status.last_refresh_error.as_deref() == Some("ARM is down") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the failed refresh was not reported: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Revoked elsewhere (no command here asks for a refresh): the agent finds out itself.
+    backend.script_refresh(Refreshed {
+        updates: vec![WindowUpdate::Revoked {
+            vm_id: api.vm_id.clone(),
+        }],
+        server_clock_offset: None,
+    });
+    backend.fail_refreshes(None);
+    let ended = notifier
+        .wait_for(EVENT_TIMEOUT, |n| {
+            n.kind == NotificationKind::Ended(EndReason::Revoked)
+        })
+        .await
+        .expect("the periodic refresh saw the revocation");
+    assert_eq!(ended.vm_name, "api-01");
+    assert!(
+        client
+            .list_windows()
+            .await
+            .expect("list")
+            .windows
+            .is_empty()
+    );
+    let status = client.status().await.expect("status");
+    assert_eq!(status.last_refresh_error, None);
     agent.stop().await.expect("stop");
 }
 
@@ -550,10 +606,10 @@ async fn notifications_follow_azures_clock() {
     )
     .await;
     let mut client = client(&dirs.paths).await;
-    // Azure's clock runs an hour ahead of this machine's: the window ends 4 s from now
-    // on Azure's clock, so the agent must warn 2 s from now, not in an hour.
+    // Azure's clock runs an hour ahead of this machine's: the window ends 6 s from now
+    // on Azure's clock, so the agent must warn 3 s from now, not in an hour.
     let offset = SignedDuration::from_hours(1);
-    let opened = window("api-01", SignedDuration::from_secs(4), offset);
+    let opened = window("api-01", SignedDuration::from_secs(6), offset);
     client.register_window(&opened).await.expect("register");
 
     let kinds = [

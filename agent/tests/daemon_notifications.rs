@@ -173,8 +173,8 @@ async fn notifications_on_the_private_bus() {
     let mut client = AgentClient::connect(&dirs.paths, VERSION, Duration::from_secs(5))
         .await
         .expect("connect");
-    // Ends 4 s from now; the test config warns 2 s before the end.
-    let opened = window("api-01", SignedDuration::from_secs(4), SignedDuration::ZERO);
+    // Ends 6 s from now; the test config warns 3 s before the end.
+    let opened = window("api-01", SignedDuration::from_secs(6), SignedDuration::ZERO);
     client.register_window(&opened).await.expect("register");
 
     let mut next = async || {

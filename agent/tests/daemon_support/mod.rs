@@ -78,9 +78,25 @@ pub struct TestBackend {
     pub calls: Mutex<Vec<BackendCall>>,
     /// What the next refresh answers; `None`: everything unchanged.
     pub next_refresh: Mutex<Option<Refreshed>>,
+    /// While set, every refresh fails with this error.
+    pub refresh_failure: Mutex<Option<BackendError>>,
 }
 
 impl TestBackend {
+    /// Makes the next refresh answer `answer`.
+    pub fn script_refresh(&self, answer: Refreshed) {
+        if let Ok(mut next) = self.next_refresh.lock() {
+            *next = Some(answer);
+        }
+    }
+
+    /// Makes every refresh fail with `error` (until called with `None`).
+    pub fn fail_refreshes(&self, error: Option<BackendError>) {
+        if let Ok(mut failure) = self.refresh_failure.lock() {
+            *failure = error;
+        }
+    }
+
     pub fn calls(&self) -> Vec<BackendCall> {
         self.calls
             .lock()
@@ -104,6 +120,14 @@ impl AccessBackend for TestBackend {
         self.record(BackendCall::Refresh(
             windows.iter().map(|window| window.vm_id.clone()).collect(),
         ));
+        if let Some(error) = self
+            .refresh_failure
+            .lock()
+            .ok()
+            .and_then(|failure| failure.clone())
+        {
+            return Err(error);
+        }
         let scripted = self
             .next_refresh
             .lock()
@@ -186,7 +210,7 @@ impl RunningAgent {
 /// A config for quick tests: short lead time, short refresh interval.
 pub fn config(paths: &AgentPaths) -> AgentConfig {
     let mut config = AgentConfig::new(paths.clone(), VERSION);
-    config.notify_before = SignedDuration::from_secs(2);
+    config.notify_before = SignedDuration::from_secs(3);
     config.refresh_interval = Duration::from_secs(3600);
     config
 }
