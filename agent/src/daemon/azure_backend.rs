@@ -425,7 +425,7 @@ mod tests {
             "2026-11-28T14:00:00Z",
             "2026-11-28T17:00:00Z",
             "Initiated",
-            "UserRequested"
+            "UserRequested",
         )]);
         assert_eq!(
             update_from_policy(&window(), &policy, SignedDuration::ZERO),
@@ -440,13 +440,13 @@ mod tests {
                 "2026-11-28T14:00:00Z",
                 "2026-11-28T15:00:00Z",
                 "Revoked",
-                "NewerRequestInitiated"
+                "NewerRequestInitiated",
             ),
             request(
                 "2026-11-28T15:00:00Z",
                 "2026-11-28T18:00:00Z",
                 "Initiated",
-                "UserRequested"
+                "UserRequested",
             ),
         ]);
         let offset = SignedDuration::from_secs(3);
@@ -465,7 +465,7 @@ mod tests {
             "2026-11-28T14:00:00Z",
             "2026-11-28T17:00:00Z",
             "Revoked",
-            "Expired"
+            "Expired",
         )]);
         let revoked = WindowUpdate::Revoked { vm_id: VM.into() };
         assert_eq!(
