@@ -6,6 +6,7 @@
 
 pub mod details;
 pub mod enable;
+pub mod inventory;
 pub mod locate;
 pub mod my_ip;
 pub mod plan;
