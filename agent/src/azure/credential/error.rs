@@ -189,19 +189,20 @@ impl CredentialError {
                     CredentialError::AzureCli { detail }
                 }
             }
-            CredentialSource::ManagedIdentity if is_transport(error) => {
+            CredentialSource::ManagedIdentity if has_kind(error, is_transport) => {
                 CredentialError::ManagedIdentityUnavailable { detail }
             }
-            _ if is_transport(error) => CredentialError::Unreachable {
+            _ if has_kind(error, is_transport) => CredentialError::Unreachable {
                 source_kind,
                 detail,
             },
             CredentialSource::ServicePrincipal | CredentialSource::WorkloadIdentity
-                if matches!(error.kind(), ErrorKind::HttpResponse { .. }) =>
+                if has_kind(error, |kind| matches!(kind, ErrorKind::HttpResponse { .. }))
+                    || entra_description(&detail).is_some() =>
             {
                 CredentialError::Rejected {
                     source_kind,
-                    detail,
+                    detail: entra_description(&detail).unwrap_or(detail),
                 }
             }
             CredentialSource::ManagedIdentity => {
@@ -222,8 +223,38 @@ impl CredentialError {
     }
 }
 
-fn is_transport(error: &azure_core::Error) -> bool {
-    matches!(error.kind(), ErrorKind::Io | ErrorKind::Connection)
+fn is_transport(kind: &ErrorKind) -> bool {
+    matches!(kind, ErrorKind::Io | ErrorKind::Connection)
+}
+
+/// `true` when `error` or any azure_core error it wraps (azure_identity wraps the HTTP
+/// error in a `Credential` one) has a kind matching `test`.
+fn has_kind(error: &azure_core::Error, test: impl Fn(&ErrorKind) -> bool) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(candidate) = current {
+        if let Some(azure) = candidate.downcast_ref::<azure_core::Error>()
+            && test(azure.kind())
+        {
+            return true;
+        }
+        current = candidate.source();
+    }
+    false
+}
+
+/// Entra ID's own description (`AADSTS7000215: Invalid client secret provided…`) inside
+/// an error text, up to its first line break. azure_identity 1.0 fails to parse Entra's
+/// error body when the description holds escapes (it always ends in `\r\nTrace ID: …`)
+/// and reports a JSON error quoting the body instead; the description is still in there.
+fn entra_description(text: &str) -> Option<String> {
+    let start = text.find("AADSTS")?;
+    let rest = &text[start..];
+    let end = ["\\r\\n", "\\n", "\r", "\n", "\""]
+        .iter()
+        .filter_map(|stop| rest.find(stop))
+        .min()
+        .unwrap_or(rest.len());
+    Some(rest[..end].trim().to_owned())
 }
 
 /// Drops azure_identity's boilerplate (credential name prefix, troubleshooting link) and
@@ -279,6 +310,22 @@ mod tests {
             CredentialError::from_azure(CredentialSource::AzureCli, &error),
             CredentialError::AzureCliNotFound
         ));
+    }
+
+    #[test]
+    fn entra_refusals_are_found_even_when_azure_identity_cannot_parse_them() {
+        let error = azure_core::Error::with_message(
+            ErrorKind::DataConversion,
+            r#"invalid type: string "AADSTS7000215: Invalid client secret provided.\r\nTrace ID: 1\r\nTimestamp: 2026-11-28 16:22:10Z", expected a borrowed string at line 1 column 479"#,
+        );
+        let classified = CredentialError::from_azure(CredentialSource::ServicePrincipal, &error);
+        assert_eq!(
+            classified,
+            CredentialError::Rejected {
+                source_kind: CredentialSource::ServicePrincipal,
+                detail: "AADSTS7000215: Invalid client secret provided.".to_owned(),
+            }
+        );
     }
 
     #[test]

@@ -33,7 +33,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
+use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions};
 use azure_identity::{
     AzureCliCredential, AzureCliCredentialOptions, ClientAssertionCredentialOptions,
@@ -42,6 +42,9 @@ use azure_identity::{
     WorkloadIdentityCredentialOptions,
 };
 
+/// A secret string whose `Debug` prints nothing (azure_core's type, re-exported so
+/// callers need no azure_core dependency for it).
+pub use azure_core::credentials::Secret;
 pub use cache::{CredentialFactory, ForceRefresh, REFRESH_MARGIN, TokenCache};
 pub use error::{CredentialError, CredentialSource};
 pub use keychain::{KEYCHAIN_SERVICE, Keychain, KeychainError, install_platform_store};
