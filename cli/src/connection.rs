@@ -13,12 +13,16 @@ use jit_agent::azure::arm::{ArmClient, ArmClientOptions, RetryEvent, RetryOption
 use jit_agent::azure::cloud::AzureCloud;
 use jit_agent::azure::credential::{
     CredentialKind, CredentialOptions, Keychain, TokenCache, build_credential,
+    install_platform_store,
 };
 use jit_agent::azure::transport::{HttpTransport, TransportOptions};
 
 use crate::error::CliError;
 use crate::printer::Printer;
 use crate::settings::{AuthMethod, AzureSettings, CloudSettings};
+
+/// The token audience of the public cloud's ARM.
+const PUBLIC_ARM_AUDIENCE: &str = "https://management.azure.com";
 
 /// A signed-in connection to one Azure cloud.
 #[derive(Debug, Clone)]
@@ -43,11 +47,21 @@ pub fn cloud(settings: &AzureSettings) -> Result<AzureCloud, CliError> {
             arm_endpoint,
             authority_host,
             audience,
-        } => AzureCloud::custom(arm_endpoint, authority_host, audience.clone()).map_err(|error| {
-            CliError::Usage {
-                message: error.to_string(),
-                hint: None,
-            }
+        } => AzureCloud::custom(
+            arm_endpoint,
+            authority_host,
+            // A custom endpoint is most often a way to the public cloud (a proxy, private
+            // link, the emulator), whose tokens have the public ARM audience. Azure Stack
+            // Hub has its own: set `arm_audience` from `{arm}/metadata/endpoints`.
+            Some(
+                audience
+                    .clone()
+                    .unwrap_or_else(|| PUBLIC_ARM_AUDIENCE.to_owned()),
+            ),
+        )
+        .map_err(|error| CliError::Usage {
+            message: error.to_string(),
+            hint: None,
         }),
     }
 }
@@ -68,12 +82,31 @@ pub fn credential_options(settings: &AzureSettings) -> CredentialOptions {
             .client_secret
             .as_ref()
             .map(|secret| secret.expose().to_owned().into()),
-        keychain: Some(Keychain::default_store()),
+        keychain: keychain_for(settings),
         federated_token_file: settings.federated_token_file.clone(),
         app_service_identity: settings.managed_identity_endpoint.is_some()
             && settings.managed_identity_header.is_some(),
         probe_imds: matches!(settings.auth, AuthMethod::Auto),
     }
+}
+
+/// The OS keychain, when this sign-in may read a stored client secret: a service
+/// principal named by client id whose secret is not in the environment. The platform
+/// store is installed as keyring's default the first time (later calls reuse the first
+/// outcome); other sign-ins never touch it, since on Linux that costs a D-Bus
+/// round trip. An unusable keychain is logged here and reported by the credential when
+/// the secret is really needed.
+fn keychain_for(settings: &AzureSettings) -> Option<Keychain> {
+    let may_need_stored_secret = settings.client_id.is_some()
+        && settings.client_secret.is_none()
+        && matches!(settings.auth, AuthMethod::Auto | AuthMethod::ServicePrincipal);
+    if !may_need_stored_secret {
+        return None;
+    }
+    if let Err(error) = install_platform_store() {
+        tracing::debug!(%error, "the OS keychain is not available");
+    }
+    Some(Keychain::default_store())
 }
 
 /// The shared HTTP client.

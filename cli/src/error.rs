@@ -7,7 +7,9 @@
 
 use std::fmt::Write as _;
 
+use jit_agent::access::enable::ChangeError;
 use jit_agent::access::plan::PlanError;
+use jit_agent::access::request::RequestError;
 use jit_agent::azure::arm::{ArmError, ArmErrorKind};
 use jit_agent::azure::credential::CredentialError;
 
@@ -79,6 +81,12 @@ pub enum CliError {
         message: String,
         hint: Option<String>,
     },
+    /// Waited as long as allowed.
+    #[error("{message}")]
+    Timeout {
+        message: String,
+        hint: Option<String>,
+    },
     /// The user declined or interrupted.
     #[error("{message}")]
     Interrupted { message: String },
@@ -94,6 +102,7 @@ impl CliError {
             Self::Usage { hint, .. } => (ExitStatus::Usage, hint.as_deref()),
             Self::NotFound { hint, .. } => (ExitStatus::NotFound, hint.as_deref()),
             Self::Unavailable { hint, .. } => (ExitStatus::Unavailable, hint.as_deref()),
+            Self::Timeout { hint, .. } => (ExitStatus::Timeout, hint.as_deref()),
             Self::Interrupted { .. } => (ExitStatus::Interrupted, None),
             Self::ChildFailed { code, .. } => (ExitStatus::Child(*code), None),
         }
@@ -129,24 +138,39 @@ pub fn classify(error: &anyhow::Error) -> Report {
     }
 
     for cause in error.chain() {
-        if let Some(arm_error) = cause.downcast_ref::<ArmError>() {
-            let status = match arm_error.kind() {
-                ArmErrorKind::Unauthorized | ArmErrorKind::Credential => ExitStatus::Authentication,
-                ArmErrorKind::Forbidden => ExitStatus::Denied,
-                ArmErrorKind::NotFound => ExitStatus::NotFound,
-                ArmErrorKind::InvalidRequest => ExitStatus::Failure,
-                ArmErrorKind::BadRequest
-                | ArmErrorKind::Conflict
-                | ArmErrorKind::Throttled
-                | ArmErrorKind::Server
-                | ArmErrorKind::Transport
-                | ArmErrorKind::InvalidResponse
-                | ArmErrorKind::OperationFailed => ExitStatus::Azure,
+        let arm_error = cause
+            .downcast_ref::<ArmError>()
+            .or_else(|| match cause.downcast_ref::<ChangeError>() {
+                Some(ChangeError::Azure(error)) => Some(error),
+                _ => None,
+            })
+            .or_else(|| match cause.downcast_ref::<RequestError>() {
+                Some(RequestError::Azure(error)) => Some(error),
+                _ => None,
+            });
+        if let Some(arm_error) = arm_error {
+            return Report {
+                status: arm_status(arm_error),
+                message,
+                hint: Some(arm_error.hint()),
+                silent: false,
+            };
+        }
+        if let Some(change_error) = cause.downcast_ref::<ChangeError>() {
+            let (status, hint) = match change_error {
+                ChangeError::NotEnabled => (ExitStatus::Unavailable, None),
+                ChangeError::BadVmId(_) => (ExitStatus::Usage, None),
+                ChangeError::NotVerified { .. } | ChangeError::Azure(_) => (
+                    ExitStatus::Azure,
+                    Some(
+                        "someone else may be editing the policy; run the command again".to_owned(),
+                    ),
+                ),
             };
             return Report {
                 status,
                 message,
-                hint: Some(arm_error.hint()),
+                hint,
                 silent: false,
             };
         }
@@ -191,6 +215,22 @@ pub fn classify(error: &anyhow::Error) -> Report {
         message,
         hint: None,
         silent: false,
+    }
+}
+
+fn arm_status(error: &ArmError) -> ExitStatus {
+    match error.kind() {
+        ArmErrorKind::Unauthorized | ArmErrorKind::Credential => ExitStatus::Authentication,
+        ArmErrorKind::Forbidden => ExitStatus::Denied,
+        ArmErrorKind::NotFound => ExitStatus::NotFound,
+        ArmErrorKind::InvalidRequest => ExitStatus::Failure,
+        ArmErrorKind::BadRequest
+        | ArmErrorKind::Conflict
+        | ArmErrorKind::Throttled
+        | ArmErrorKind::Server
+        | ArmErrorKind::Transport
+        | ArmErrorKind::InvalidResponse
+        | ArmErrorKind::OperationFailed => ExitStatus::Azure,
     }
 }
 

@@ -1,9 +1,17 @@
 //! One module per subcommand. Each takes typed settings and a printer, does its work
 //! through `jit_agent`, and returns the exit status it earned.
 
+mod access_flow;
+pub mod agent_link;
+mod auth;
 mod common;
 mod completions;
 mod config;
+mod connect;
+mod enable;
+mod list;
+mod request;
+mod show;
 
 use crate::args::Command;
 use crate::error::ExitStatus;
@@ -17,6 +25,13 @@ pub async fn run(
     printer: Printer,
 ) -> anyhow::Result<ExitStatus> {
     match command {
+        Command::List(arguments) => list::run(arguments, &settings, &printer).await,
+        Command::Show(arguments) => show::run(arguments, &settings, &printer).await,
+        Command::Auth(command) => auth::run(command, &settings, &printer).await,
+        Command::Connect(arguments) => connect::run(arguments, &settings, &printer).await,
+        Command::Request(arguments) => request::run(arguments, &settings, &printer).await,
+        Command::Enable(arguments) => enable::run_enable(arguments, &settings, &printer).await,
+        Command::Disable(arguments) => enable::run_disable(arguments, &settings, &printer).await,
         Command::Config(command) => config::run(&command, &settings, &printer),
         Command::Completions(arguments) => completions::completions(arguments.shell, &printer),
         Command::Man => completions::man(&printer),

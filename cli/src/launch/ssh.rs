@@ -15,8 +15,8 @@ pub struct SshTarget {
     pub address: String,
     /// TCP port to connect to (the firewall's mapped port when there is one).
     pub port: u16,
-    /// User to sign in as.
-    pub user: String,
+    /// User to sign in as; `None` leaves it to `ssh` (its config, or the local user).
+    pub user: Option<String>,
 }
 
 /// Builds the argv for `ssh`: configured arguments first, then the port and destination,
@@ -36,9 +36,13 @@ pub fn ssh_command_line(
     (program.to_owned(), arguments)
 }
 
-/// `user@address`, with IPv6 literals as OpenSSH expects them (no brackets with `-p`).
+/// `user@address`, or just the address when no user is known (OpenSSH takes IPv6
+/// literals without brackets when the port is given with `-p`).
 fn destination(target: &SshTarget) -> String {
-    format!("{}@{}", target.user, target.address)
+    match &target.user {
+        Some(user) => format!("{user}@{}", target.address),
+        None => target.address.clone(),
+    }
 }
 
 /// A shell-quoted rendering of an argv, for showing a command to a person (`--no-launch`,
@@ -71,7 +75,7 @@ mod tests {
         SshTarget {
             address: "20.1.2.3".to_owned(),
             port: 22,
-            user: "azureuser".to_owned(),
+            user: Some("azureuser".to_owned()),
         }
     }
 
