@@ -228,7 +228,10 @@ pub(crate) fn print_report(printer: &Printer, report: &AccessReport, command: Op
         printer.data(format!("{service}:      {host}:{connect_port}{via}"));
     }
     printer.data(format!("source:   {}", report.source));
-    printer.data(format!("until:    {}", report.ends_at));
+    printer.data(format!(
+        "until:    {}",
+        report.ends_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    ));
     if let Some(command) = command {
         printer.data(format!("command:  {command}"));
     }

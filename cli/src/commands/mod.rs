@@ -8,6 +8,7 @@ mod common;
 mod completions;
 mod config;
 mod connect;
+mod demo;
 mod enable;
 mod list;
 mod request;
@@ -32,6 +33,7 @@ pub async fn run(
         Command::Request(arguments) => request::run(arguments, &settings, &printer).await,
         Command::Enable(arguments) => enable::run_enable(arguments, &settings, &printer).await,
         Command::Disable(arguments) => enable::run_disable(arguments, &settings, &printer).await,
+        Command::Demo(arguments) => demo::run(arguments, &settings, &printer).await,
         Command::Config(command) => config::run(&command, &settings, &printer),
         Command::Completions(arguments) => completions::completions(arguments.shell, &printer),
         Command::Man => completions::man(&printer),
