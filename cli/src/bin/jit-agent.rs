@@ -21,7 +21,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser as _;
 use jit::args::Cli;
-use jit::settings::{CloudSettings, Environment, GlobalSettings};
+use jit::connection::AzureConnection;
+use jit::printer::{Printer, Verbosity};
+use jit::settings::{CloudSettings, Environment, GlobalSettings, OutputFormat};
 use jit_agent::daemon::notifier::LogNotifier;
 use jit_agent::daemon::{
     AccessBackend, Agent, AgentConfig, AgentPaths, AzureBackend, DesktopNotifier, Notifier,
@@ -35,21 +37,11 @@ const MAX_LOG_BYTES: u64 = 5 * 1024 * 1024;
 fn main() -> ExitCode {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
     let words: Vec<&str> = arguments.iter().map(String::as_str).collect();
-    let rest = match words.as_slice() {
-        ["--version" | "-V"] => {
-            let _ = writeln!(std::io::stdout(), "jit-agent {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
-        }
-        ["run", rest @ ..] => rest,
-        rest => rest,
-    };
-    // The agent takes the same global flags as `jit` (`--config`, `--cloud`, …).
-    let cli = match Cli::try_parse_from(
-        ["jit", "agent", "run"]
-            .iter()
-            .copied()
-            .chain(rest.iter().copied()),
-    ) {
+    if matches!(words.as_slice(), ["--version" | "-V"]) {
+        let _ = writeln!(std::io::stdout(), "jit-agent {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let cli = match parse_arguments(&words) {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
@@ -71,6 +63,16 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `jit-agent [run] [global flags]`, read as `jit agent run [global flags]`: the agent
+/// takes the same global flags as `jit` (`--config`, `--cloud`, …).
+fn parse_arguments(words: &[&str]) -> Result<Cli, clap::Error> {
+    let rest = match words {
+        ["run", rest @ ..] => rest,
+        rest => rest,
+    };
+    Cli::try_parse_from(["jit", "agent", "run"].iter().chain(rest))
 }
 
 /// The agent's directories, from `JIT_RUNTIME_DIR` / `JIT_STATE_DIR` or the defaults.
@@ -113,7 +115,11 @@ fn run(settings: &GlobalSettings) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let notifications = settings.agent.notifications;
-    let result = match azure_backend(settings) {
+    let backend = {
+        let _runtime_context = runtime.enter();
+        azure_backend(settings)
+    };
+    let result = match backend {
         Ok(backend) => runtime.block_on(serve_with(config, backend, notifications)),
         Err(reason) => {
             tracing::warn!(%reason, "the agent runs without Azure: it cannot refresh, extend or hand out tokens");
@@ -125,13 +131,15 @@ fn run(settings: &GlobalSettings) -> anyhow::Result<()> {
     result
 }
 
-/// The agent's way to Azure: `AzureBackend::new(arm, agent_profile(settings))` over the
-/// same `ArmClient` that `jit`'s commands build from `settings.azure` (cloud, CA files,
-/// credential). That construction belongs to the CLI's settings code, which does not
-/// provide it yet; until it does the agent runs offline and says why in its status.
+/// The agent's way to Azure: the same ARM client (cloud, CA files, credential, retry
+/// limits) that `jit`'s commands build from the settings. When it cannot be built (no
+/// usable credential configured) the agent runs offline and says why in its status.
 pub fn azure_backend(settings: &GlobalSettings) -> Result<AzureBackend, String> {
-    let _ = settings;
-    Err("jit-agent is not yet connected to jit's Azure settings".to_owned())
+    // Retry waits are announced through the printer; the agent has no one to tell.
+    let quiet = Printer::new(OutputFormat::Table, Verbosity::Quiet, false);
+    let connection =
+        AzureConnection::new(&settings.azure, &quiet).map_err(|error| format!("{error:#}"))?;
+    Ok(AzureBackend::new(connection.arm, agent_profile(settings)))
 }
 
 async fn serve_with<B: AccessBackend>(
@@ -231,5 +239,22 @@ fn rotate_if_large(log_file: &Path) {
         let mut old = PathBuf::from(log_file);
         old.set_extension("log.old");
         let _ = std::fs::rename(log_file, old);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_is_optional_and_global_flags_are_accepted() {
+        assert!(parse_arguments(&[]).is_ok());
+        assert!(parse_arguments(&["run"]).is_ok());
+        let with_config = parse_arguments(&["run", "--config", "/tmp/jit.toml"]);
+        assert_eq!(
+            with_config.ok().and_then(|cli| cli.global.config),
+            Some(PathBuf::from("/tmp/jit.toml"))
+        );
+        assert!(parse_arguments(&["stop"]).is_err());
     }
 }
