@@ -99,7 +99,7 @@ pub fn agent_config(settings: &GlobalSettings, paths: AgentPaths) -> AgentConfig
     config.notify_before = settings.agent.notify_before;
     config.refresh_interval = Duration::try_from(settings.agent.refresh_interval)
         .unwrap_or(Duration::from_secs(60))
-        .max(Duration::from_secs(5));
+        .max(Duration::from_secs(1));
     config
 }
 
