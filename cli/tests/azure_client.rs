@@ -515,6 +515,65 @@ async fn inner_managed_identity() {
     );
 }
 
+#[tokio::test]
+async fn an_untrusted_certificate_fails_at_once_with_a_hint() {
+    let emulator = start();
+    let endpoints = Endpoints::of(&emulator);
+    let cloud = endpoints.cloud();
+    let untrusted = HttpTransport::new(&TransportOptions::default()).expect("HTTP client");
+
+    // Sign-in through a transport without the emulator's CA.
+    let credential = build_credential(&cloud, &untrusted, &service_principal(&emulator))
+        .expect("the credential builds");
+    let arm = ArmClient::new(
+        &cloud.endpoints(),
+        &untrusted,
+        credential,
+        ArmClientOptions::default(),
+    );
+    let error = subscription_names(&arm)
+        .await
+        .expect_err("the CA is not trusted");
+    let ArmError::Credential(CredentialError::Unreachable { detail, .. }) = &error else {
+        panic!("expected an unreachable token endpoint, got {error:?}");
+    };
+    assert!(
+        detail.to_ascii_lowercase().contains("certificate"),
+        "{detail}"
+    );
+    assert!(error.hint().contains("JIT_CA_FILE"), "{}", error.hint());
+
+    // Tokens through the trusted transport, ARM through the untrusted one: the TLS
+    // failure is not retried, since it would fail the same way every time.
+    let credential = build_credential(
+        &cloud,
+        &endpoints.transport(),
+        &service_principal(&emulator),
+    )
+    .expect("the credential builds");
+    let (options, events) = observed(RetryOptions::default());
+    let arm = ArmClient::new(&cloud.endpoints(), &untrusted, credential, options);
+    let error = subscription_names(&arm)
+        .await
+        .expect_err("the CA is not trusted");
+    assert!(
+        matches!(
+            &error,
+            ArmError::Transport {
+                ambiguous: false,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(error.hint().contains("JIT_CA_FILE"), "{}", error.hint());
+    assert!(events.lock().expect("events").is_empty(), "not retried");
+    assert!(
+        requests_to(&emulator, "GET", "/subscriptions").is_empty(),
+        "no HTTP request got through the failed handshake"
+    );
+}
+
 // ---------------------------------------------------------------------------------
 // Paging
 
@@ -879,6 +938,13 @@ async fn an_initiate_that_may_have_been_applied_is_not_sent_again() {
         2,
         "not repeated"
     );
+    // For a moment after a dropped connection the pool may still hand it out; a request
+    // written to it is as ambiguous as the one above. A GET (repeated when that happens)
+    // makes sure the next POST goes out on a live connection.
+    client
+        .get_by_id(&policy_id)
+        .await
+        .expect("the policy reads");
 
     emulator
         .inject_fault(fault(

@@ -246,7 +246,7 @@ impl ArmError {
                 "check the name, resource group and subscription (`jit list` shows what you can see)".to_owned()
             }
             ArmError::BadRequest { .. } => {
-                "check the values given; run with RUST_LOG=debug to see the request".to_owned()
+                "check the values given; run with -v (or JIT_LOG=jit_agent=debug) to see the request".to_owned()
             }
             ArmError::Conflict { .. } => {
                 "another change to the same resource is in progress; try again in a moment".to_owned()
@@ -268,11 +268,16 @@ impl ArmError {
             ArmError::Transport {
                 ambiguous: true, ..
             } => "the connection dropped after the request was sent, so it may have been applied: check the current state (`jit show`) before trying again".to_owned(),
+            ArmError::Transport { detail, .. }
+                if detail.to_ascii_lowercase().contains("certificate") =>
+            {
+                "the server's certificate is not trusted: behind a TLS-inspecting proxy, set JIT_CA_FILE to its root CA".to_owned()
+            }
             ArmError::Transport { .. } => {
                 "check the network, the proxy (HTTPS_PROXY) and JIT_CA_FILE if a proxy inspects TLS".to_owned()
             }
             ArmError::Decode { .. } | ArmError::InvalidResponse { .. } => {
-                "this looks like a bug or an API change; please report it with the output of RUST_LOG=debug".to_owned()
+                "this looks like a bug or an API change; please report it with the output of `jit -v`".to_owned()
             }
             ArmError::InvalidRequest { .. } => "check the resource id or name given".to_owned(),
             ArmError::OperationFailed { .. } => {

@@ -248,6 +248,23 @@ pub(crate) fn retry_after_from_headers(headers: &Headers) -> Option<Duration> {
     )
 }
 
+/// `true` when a connection failed because the server's certificate was not trusted
+/// (unknown issuer, wrong name, expired): the TLS stack reports these in the error chain.
+pub(crate) fn is_certificate_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(candidate) = current {
+        if candidate
+            .to_string()
+            .to_ascii_lowercase()
+            .contains("certificate")
+        {
+            return true;
+        }
+        current = candidate.source();
+    }
+    false
+}
+
 /// Told before each wait, so a front end can show progress.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryEvent {
@@ -322,6 +339,8 @@ impl Policy for RetryPolicy {
                     }
                 }
                 Err(error) => match error.kind() {
+                    // A certificate the trust store rejects fails the same way every time.
+                    ErrorKind::Connection if is_certificate_error(error) => return result,
                     ErrorKind::Connection => AttemptOutcome::NotSent,
                     ErrorKind::Io => AttemptOutcome::NoResponse,
                     _ => return result,

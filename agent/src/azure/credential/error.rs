@@ -164,7 +164,7 @@ impl CredentialError {
                 "run `az login`, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for a service principal".to_owned()
             }
             CredentialError::Other { .. } => {
-                "run with RUST_LOG=debug for details, or choose another sign-in with --auth".to_owned()
+                "run with -v for details, or choose another sign-in with --auth".to_owned()
             }
         }
     }
@@ -174,7 +174,7 @@ impl CredentialError {
         if let Some(ours) = error.downcast_ref::<CredentialError>() {
             return ours.clone();
         }
-        let detail = clean_detail(&error.to_string());
+        let detail = describe(error);
         let lowered = detail.to_ascii_lowercase();
         match source_kind {
             CredentialSource::AzureCli => {
@@ -240,6 +240,24 @@ fn has_kind(error: &azure_core::Error, test: impl Fn(&ErrorKind) -> bool) -> boo
         current = candidate.source();
     }
     false
+}
+
+/// The error's message followed by its root cause ("retry policy expired …: invalid peer
+/// certificate: UnknownIssuer"); azure_core's context messages hide the cause otherwise.
+fn describe(error: &azure_core::Error) -> String {
+    let outer = clean_detail(&error.to_string());
+    let mut root: Option<&(dyn std::error::Error + 'static)> = None;
+    let mut current = std::error::Error::source(error);
+    while let Some(cause) = current {
+        root = Some(cause);
+        current = cause.source();
+    }
+    match root.map(ToString::to_string) {
+        Some(cause) if !cause.trim().is_empty() && !outer.contains(cause.trim()) => {
+            format!("{outer}: {}", clean_detail(&cause))
+        }
+        _ => outer,
+    }
 }
 
 /// Entra ID's own description (`AADSTS7000215: Invalid client secret provided…`) inside
