@@ -21,9 +21,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser as _;
 use jit::args::Cli;
+use jit::commands::agent_link::{agent_paths, agent_profile};
 use jit::connection::AzureConnection;
 use jit::printer::{Printer, Verbosity};
-use jit::settings::{CloudSettings, Environment, GlobalSettings, OutputFormat};
+use jit::settings::{Environment, GlobalSettings, OutputFormat};
 use jit_agent::daemon::notifier::LogNotifier;
 use jit_agent::daemon::{
     AccessBackend, Agent, AgentConfig, AgentPaths, AzureBackend, DesktopNotifier, Notifier,
@@ -73,23 +74,6 @@ fn parse_arguments(words: &[&str]) -> Result<Cli, clap::Error> {
         rest => rest,
     };
     Cli::try_parse_from(["jit", "agent", "run"].iter().chain(rest))
-}
-
-/// The agent's directories, from `JIT_RUNTIME_DIR` / `JIT_STATE_DIR` or the defaults.
-pub fn agent_paths(settings: &GlobalSettings) -> anyhow::Result<AgentPaths> {
-    Ok(AgentPaths::resolve(
-        settings.agent.runtime_dir.clone(),
-        settings.agent.state_dir.clone(),
-    )?)
-}
-
-/// What identifies the Azure the agent talks to; `jit` replaces an agent whose profile
-/// differs from its own (say, one started for the emulator).
-pub fn agent_profile(settings: &GlobalSettings) -> String {
-    match &settings.azure.cloud {
-        CloudSettings::Named(name) => name.clone(),
-        CloudSettings::Custom { arm_endpoint, .. } => arm_endpoint.clone(),
-    }
 }
 
 /// The agent's behaviour from the `[agent]` settings.
