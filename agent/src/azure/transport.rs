@@ -133,6 +133,11 @@ impl HttpTransport {
         &self.client
     }
 
+    /// The `User-Agent` this client sends.
+    pub fn user_agent(&self) -> &str {
+        &self.options.user_agent
+    }
+
     /// The client as an azure_core transport, for pipelines and azure_identity credentials.
     pub fn azure_transport(&self) -> Transport {
         Transport::new(Arc::new(self.client.clone()))

@@ -2,7 +2,7 @@
 //!
 //! It is a thin layer over azure_core's [`Pipeline`] (user agent, client request id,
 //! logging with secrets redacted, our `reqwest` transport) with three policies of our
-//! own: [`retry`] (tuned for a person waiting, and careful with POST), [`auth`] (bearer
+//! own: [`retry`] (tuned for a person waiting, and careful with POST), `auth` (bearer
 //! token from the [`TokenCache`], one forced refresh after a 401) and the response
 //! handling here:
 //!
@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use azure_core::error::ErrorKind;
-use azure_core::http::headers::{HeaderName, Headers};
+use azure_core::http::headers::{HeaderName, HeaderValue, Headers, USER_AGENT};
 use azure_core::http::policies::Policy;
 use azure_core::http::{
     ClientOptions, Context, Method, Pipeline, PipelineSendOptions, Request,
@@ -178,6 +178,9 @@ impl ArmClient {
         options: ArmClientOptions,
     ) -> Self {
         let per_try: Vec<Arc<dyn Policy>> = vec![
+            Arc::new(UserAgentPolicy(HeaderValue::from(
+                transport.user_agent().to_owned(),
+            ))),
             Arc::new(RetryPolicy::new(options.retry, options.retry_observer)),
             Arc::new(AuthPolicy::new(
                 Arc::clone(&credential),
@@ -578,6 +581,24 @@ impl ArmClient {
         self.inner
             .server_offset_ms
             .store(millis.max(NO_OFFSET + 1), Ordering::Relaxed);
+    }
+}
+
+/// Sets `User-Agent` to the transport's (`jit/<version>`), replacing the Azure SDK's
+/// `azsdk-rust-…` value, so ARM's logs show which tool called.
+#[derive(Debug)]
+struct UserAgentPolicy(HeaderValue);
+
+#[async_trait::async_trait]
+impl Policy for UserAgentPolicy {
+    async fn send(
+        &self,
+        ctx: &Context,
+        request: &mut Request,
+        next: &[Arc<dyn Policy>],
+    ) -> azure_core::http::policies::PolicyResult {
+        request.insert_header(USER_AGENT, self.0.clone());
+        next[0].send(ctx, request, &next[1..]).await
     }
 }
 

@@ -1,6 +1,6 @@
 //! One client per Azure resource, in the style of the Azure SDKs.
 //!
-//! Each client wraps an [`ArmClient`] (cheap to clone) and knows its URL templates and
+//! Each client wraps an [`ArmClient`](crate::azure::arm::ArmClient) (cheap to clone) and knows its URL templates and
 //! api-version; method names follow the REST operation ids (`JitNetworkAccessPolicies_ListByRegion`
 //! is [`JitNetworkAccessPoliciesClient::list_by_region`]). Where an operation has optional
 //! parameters, the method takes an `Option<…Options>`. Lists return every page.
