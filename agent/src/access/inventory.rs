@@ -24,6 +24,7 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use jiff::Timestamp;
 use serde::Deserialize;
 
+use crate::access::details::VmDetails;
 use crate::access::locate::{self, Scope, VmSummary};
 use crate::access::status::{self, ActivePort, JitState, UnsupportedReason};
 use crate::azure::arm::{ArmClient, ArmError};
@@ -108,6 +109,29 @@ impl NetworkProtection {
     /// Whether an NSG sits on a NIC or a subnet of the VM.
     pub fn has_security_group(&self) -> bool {
         !self.interface_security_groups.is_empty() || !self.subnet_security_groups.is_empty()
+    }
+
+    /// The protection of a VM read from ARM ([`crate::access::details::read_vm`]): its
+    /// NSGs as ARM reports them, and the firewall `topology` places in front of its
+    /// subnets. `jit show` uses this so it agrees with the listing on the verdict.
+    pub fn of_details(details: &VmDetails, topology: &NetworkTopology) -> Self {
+        let mut protection = Self::default();
+        for interface in &details.interfaces {
+            push_unique(
+                &mut protection.interface_security_groups,
+                interface.network_security_group_id.as_deref(),
+            );
+            push_unique(
+                &mut protection.subnet_security_groups,
+                interface.subnet_network_security_group_id.as_deref(),
+            );
+            if protection.firewall.is_none()
+                && let Some(subnet_id) = &interface.subnet_id
+            {
+                protection.firewall = topology.firewall_for_subnet(subnet_id).map(str::to_owned);
+            }
+        }
+        protection
     }
 }
 
