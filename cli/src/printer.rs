@@ -52,6 +52,19 @@ impl Printer {
         }
     }
 
+    /// The same printer, saying at most this much on stderr.
+    pub fn at_most(&self, verbosity: Verbosity) -> Self {
+        Self {
+            verbosity: self.verbosity.min(verbosity),
+            ..self.clone()
+        }
+    }
+
+    /// Whether `--verbose` was given.
+    pub fn is_verbose(&self) -> bool {
+        self.verbosity >= Verbosity::Verbose
+    }
+
     /// The output format for data.
     pub fn format(&self) -> OutputFormat {
         self.format

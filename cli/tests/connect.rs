@@ -15,7 +15,10 @@ fn listener_port(context: &TestContext, vm_name: &str, resource_group: &str, ser
         .expect("listeners")
         .iter()
         .find(|listener| {
-            let id = listener["vm_id"].as_str().unwrap_or_default().to_ascii_lowercase();
+            let id = listener["vm_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
             id.ends_with(&format!("/virtualmachines/{vm_name}"))
                 && id.contains(&format!("/resourcegroups/{resource_group}/"))
                 && listener["service"] == service
@@ -55,7 +58,12 @@ fn policy_vms(policy: &Value) -> Vec<(String, String)> {
     vms
 }
 
-fn connect_with_command(context: &TestContext, vm: &str, extra: &[&str], command: &[&str]) -> std::process::Output {
+fn connect_with_command(
+    context: &TestContext,
+    vm: &str,
+    extra: &[&str],
+    command: &[&str],
+) -> std::process::Output {
     let ssh_options = context.ssh_options();
     let mut arguments: Vec<String> = vec!["connect".to_owned(), vm.to_owned()];
     arguments.extend(extra.iter().map(|argument| (*argument).to_owned()));
@@ -67,14 +75,22 @@ fn connect_with_command(context: &TestContext, vm: &str, extra: &[&str], command
 
 fn require_ssh() {
     let found = std::process::Command::new("ssh").arg("-V").output().is_ok();
-    assert!(found, "these tests need the OpenSSH client: apt-get install openssh-client");
+    assert!(
+        found,
+        "these tests need the OpenSSH client: apt-get install openssh-client"
+    );
 }
 
 #[test]
 fn connect_runs_a_command_on_a_configured_linux_vm_over_openssh() {
     require_ssh();
     let context = TestContext::new();
-    let output = connect_with_command(&context, "api-01", &["--justification", "e2e"], &["hostname"]);
+    let output = connect_with_command(
+        &context,
+        "api-01",
+        &["--justification", "e2e"],
+        &["hostname"],
+    );
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert_eq!(stdout.trim(), "api-01");
@@ -82,7 +98,10 @@ fn connect_runs_a_command_on_a_configured_linux_vm_over_openssh() {
     assert!(stderr.contains("answers at 127.0.0.1:"), "{stderr}");
 
     // Azure recorded the request for the caller's address with the justification.
-    let recorded = policy(&context, "/resourceGroups/rg-web/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default");
+    let recorded = policy(
+        &context,
+        "/resourceGroups/rg-web/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default",
+    );
     let request = &recorded["properties"]["requests"][0];
     assert_eq!(request["justification"], "e2e");
     assert_eq!(
@@ -105,14 +124,26 @@ fn enabling_a_not_configured_vm_merges_it_into_the_policy_without_touching_the_o
     let context = TestContext::new();
     let suffix = "/resourceGroups/rg-web/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default";
     let before = policy_vms(&policy(&context, suffix));
-    assert_eq!(before.len(), 3, "the default world's rg-web policy holds three VMs");
+    assert_eq!(
+        before.len(),
+        3,
+        "the default world's rg-web policy holds three VMs"
+    );
 
     let port = listener_port(&context, "cache-01", "rg-web", "ssh").to_string();
-    let output = connect_with_command(&context, "cache-01", &["--enable", "--port", &port], &["hostname"]);
+    let output = connect_with_command(
+        &context,
+        "cache-01",
+        &["--enable", "--port", &port],
+        &["hostname"],
+    );
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert_eq!(stdout.trim(), "cache-01");
-    assert!(stderr.contains("the 3 other VMs in it are unchanged"), "{stderr}");
+    assert!(
+        stderr.contains("the 3 other VMs in it are unchanged"),
+        "{stderr}"
+    );
 
     let after = policy_vms(&policy(&context, suffix));
     assert_eq!(after.len(), 4);
@@ -152,7 +183,11 @@ fn unsupported_vms_say_why() {
     ");
     let output = context.run(&["connect", "classic-01"]);
     assert_eq!(output.status.code(), Some(8));
-    assert!(text(&output).1.contains("classic VM"), "{}", text(&output).1);
+    assert!(
+        text(&output).1.contains("classic VM"),
+        "{}",
+        text(&output).1
+    );
 }
 
 #[test]
@@ -193,7 +228,10 @@ fn a_duration_over_the_maximum_names_the_maximum() {
     let output = context.run(&["connect", "api-01", "--duration", "4h"]);
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("4h is longer than the policy allows"), "{stderr}");
+    assert!(
+        stderr.contains("4h is longer than the policy allows"),
+        "{stderr}"
+    );
     assert!(stderr.contains("(3h)"), "{stderr}");
     // Nothing was requested.
     let requests = context
@@ -213,7 +251,10 @@ fn an_explicit_range_policy_gets_the_exact_range_string() {
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert_eq!(stdout.trim(), "azureuser");
-    let recorded = policy(&context, "/resourceGroups/rg-app/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default");
+    let recorded = policy(
+        &context,
+        "/resourceGroups/rg-app/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default",
+    );
     assert_eq!(
         recorded["properties"]["requests"][0]["virtualMachines"][0]["ports"][0]["allowedSourceAddressPrefix"],
         "198.51.100.0/24"
@@ -223,7 +264,10 @@ fn an_explicit_range_policy_gets_the_exact_range_string() {
     let output = context.run(&["connect", "rg-app/web-01", "--source", "192.0.2.10"]);
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("198.51.100.0/24, 203.0.113.0/24"), "{stderr}");
+    assert!(
+        stderr.contains("198.51.100.0/24, 203.0.113.0/24"),
+        "{stderr}"
+    );
     // `any` is not allowed there either.
     let output = context.run(&["connect", "rg-app/web-01", "--source", "any"]);
     assert_eq!(output.status.code(), Some(2));
@@ -252,7 +296,14 @@ fn a_port_that_never_opens_times_out_with_exit_code_7() {
     let context = TestContext::new();
     // Open the port for an address that is not ours: Azure applies it, the port stays
     // shut for us.
-    let output = context.run(&["connect", "api-01", "--source", "192.0.2.1", "--timeout", "4s"]);
+    let output = context.run(&[
+        "connect",
+        "api-01",
+        "--source",
+        "192.0.2.1",
+        "--timeout",
+        "4s",
+    ]);
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(7), "{stderr}");
     assert!(stderr.contains("did not answer as SSH within"), "{stderr}");
@@ -269,7 +320,10 @@ fn an_ipv6_public_address_is_not_sent_and_azure_uses_the_address_it_sees() {
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert_eq!(stdout.trim(), "api-01");
     assert!(stderr.contains("IPv6 (2001:db8::7)"), "{stderr}");
-    let recorded = policy(&context, "/resourceGroups/rg-web/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default");
+    let recorded = policy(
+        &context,
+        "/resourceGroups/rg-web/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default",
+    );
     // No prefix was sent; the emulator (as Azure) used the caller's address.
     assert_eq!(
         recorded["properties"]["requests"][0]["virtualMachines"][0]["ports"][0]["allowedSourceAddressPrefix"],
@@ -292,7 +346,11 @@ fn disagreeing_public_address_services_are_reported() {
     let pem = std::fs::read_to_string(&context.emulator.info().ca_cert).expect("ca")
         + &std::fs::read_to_string(&other.info().ca_cert).expect("ca");
     std::fs::write(&both_cas, pem).expect("written");
-    let urls = format!("{},{}", context.emulator.info().my_ip_url, other.info().my_ip_url);
+    let urls = format!(
+        "{},{}",
+        context.emulator.info().my_ip_url,
+        other.info().my_ip_url
+    );
     let output = context
         .jit()
         .env("JIT_MY_IP_URLS", urls)
@@ -319,7 +377,10 @@ fn a_windows_vm_gets_rdp_details_and_an_rdp_file() {
     assert_eq!(report["ports"][0]["connect_port"], rdp_port);
     let file = report["rdp_file"].as_str().expect("an .rdp file");
     let content = std::fs::read_to_string(file).expect("the .rdp file exists");
-    assert!(content.starts_with(&format!("full address:s:127.0.0.1:{rdp_port}\r\n")), "{content}");
+    assert!(
+        content.starts_with(&format!("full address:s:127.0.0.1:{rdp_port}\r\n")),
+        "{content}"
+    );
     assert!(content.contains("username:s:azureuser\r\n"), "{content}");
     assert!(!stdout.contains("token"), "no token in JSON output");
 }
@@ -333,7 +394,10 @@ fn among_several_ports_the_one_that_speaks_ssh_is_used() {
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert_eq!(stdout.trim(), "ops-01");
     let ssh_port = listener_port(&context, "ops-01", "rg-ops", "ssh");
-    assert!(stderr.contains(&format!("answers at 127.0.0.1:{ssh_port}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("answers at 127.0.0.1:{ssh_port}")),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -350,15 +414,30 @@ fn request_asks_once_per_policy_for_several_vms() {
         .into_iter()
         .filter(|request| request.method == "POST" && request.path.contains("/initiate"))
         .count();
-    assert_eq!(initiates, 1, "both VMs share the rg-web policy: one initiate");
+    assert_eq!(
+        initiates, 1,
+        "both VMs share the rg-web policy: one initiate"
+    );
 }
 
 #[test]
 fn enable_sets_ports_and_maximum_and_refuses_bad_values() {
     let context = TestContext::new();
-    let output = context.run(&["enable", "dev-01", "--port", "22", "--max-duration", "2h", "--allowed-source", "203.0.113.0/24"]);
+    let output = context.run(&[
+        "enable",
+        "dev-01",
+        "--port",
+        "22",
+        "--max-duration",
+        "2h",
+        "--allowed-source",
+        "203.0.113.0/24",
+    ]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output).1);
-    let created = policy(&context, "/resourceGroups/rg-dev/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default");
+    let created = policy(
+        &context,
+        "/resourceGroups/rg-dev/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default",
+    );
     let port = &created["properties"]["virtualMachines"][0]["ports"][0];
     assert_eq!(port["number"], 22);
     assert_eq!(port["allowedSourceAddressPrefix"], "203.0.113.0/24");
@@ -385,7 +464,13 @@ fn the_demo_runs_the_whole_flow_and_exits_zero() {
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
     // The SSH command really ran on the emulated VM.
-    assert!(stdout.lines().any(|line| line.trim() == "api-01"), "{stdout}");
-    assert!(stdout.contains("Revoked (Expired)"), "the clock jump ends the window: {stdout}");
+    assert!(
+        stdout.lines().any(|line| line.trim() == "api-01"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Revoked (Expired)"),
+        "the clock jump ends the window: {stdout}"
+    );
     assert!(stderr.contains("$ jit connect api-01"), "{stderr}");
 }

@@ -11,8 +11,10 @@ mod connect;
 mod demo;
 mod enable;
 mod list;
+mod proxy;
 mod request;
 mod show;
+mod ssh_config;
 
 use crate::args::Command;
 use crate::error::ExitStatus;
@@ -34,6 +36,8 @@ pub async fn run(
         Command::Enable(arguments) => enable::run_enable(arguments, &settings, &printer).await,
         Command::Disable(arguments) => enable::run_disable(arguments, &settings, &printer).await,
         Command::Demo(arguments) => demo::run(arguments, &settings, &printer).await,
+        Command::Proxy(arguments) => proxy::run(arguments, &settings, &printer).await,
+        Command::SshConfig(arguments) => ssh_config::run(arguments, &settings, &printer).await,
         Command::Config(command) => config::run(&command, &settings, &printer),
         Command::Completions(arguments) => completions::completions(arguments.shell, &printer),
         Command::Man => completions::man(&printer),

@@ -64,7 +64,12 @@ impl TestContext {
 
     /// A `jit` command with the environment pointing at the emulator.
     pub fn jit(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_jit"));
+        self.command(env!("CARGO_BIN_EXE_jit"))
+    }
+
+    /// Any program with the environment `jit` gets (for `ssh` running `jit proxy`).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new(program);
         let info = self.emulator.info();
         let fake_az_dir = info
             .az_cli
@@ -109,10 +114,7 @@ impl TestContext {
 
     /// Runs `jit` with arguments and returns its output.
     pub fn run(&self, arguments: &[&str]) -> Output {
-        self.jit()
-            .args(arguments)
-            .output()
-            .expect("jit runs")
+        self.jit().args(arguments).output().expect("jit runs")
     }
 
     /// `ssh` options that make OpenSSH trust exactly the emulated VMs' host keys (from a
@@ -159,7 +161,8 @@ pub fn transcript(output: &Output, context: &TestContext) -> String {
         .status
         .code()
         .map_or_else(|| "signal".to_owned(), |code| code.to_string());
-    let raw = format!("exit code: {code}\n----- stdout -----\n{stdout}----- stderr -----\n{stderr}");
+    let raw =
+        format!("exit code: {code}\n----- stdout -----\n{stdout}----- stderr -----\n{stderr}");
     normalise(&raw, context)
 }
 
