@@ -94,19 +94,26 @@ pub fn credential_options(settings: &AzureSettings) -> CredentialOptions {
 /// principal named by client id whose secret is not in the environment. The platform
 /// store is installed as keyring's default the first time (later calls reuse the first
 /// outcome); other sign-ins never touch it, since on Linux that costs a D-Bus
-/// round trip. An unusable keychain is logged here and reported by the credential when
-/// the secret is really needed.
+/// round trip. Without a usable keychain (a headless machine) nothing can have been
+/// stored, so there is none: a service principal then reports its missing secret, with
+/// the hint to set `AZURE_CLIENT_SECRET`.
 fn keychain_for(settings: &AzureSettings) -> Option<Keychain> {
     let may_need_stored_secret = settings.client_id.is_some()
         && settings.client_secret.is_none()
-        && matches!(settings.auth, AuthMethod::Auto | AuthMethod::ServicePrincipal);
+        && matches!(
+            settings.auth,
+            AuthMethod::Auto | AuthMethod::ServicePrincipal
+        );
     if !may_need_stored_secret {
         return None;
     }
-    if let Err(error) = install_platform_store() {
-        tracing::debug!(%error, "the OS keychain is not available");
+    match install_platform_store() {
+        Ok(()) => Some(Keychain::default_store()),
+        Err(error) => {
+            tracing::debug!(%error, "the OS keychain is not available");
+            None
+        }
     }
-    Some(Keychain::default_store())
 }
 
 /// The shared HTTP client.

@@ -364,18 +364,16 @@ fn render(report: &AuthStatus, plan: &CredentialPlan) -> String {
         (None, Some(_)) => "failed (see below)".to_owned(),
         (None, None) => dash(),
     };
+    let method = match report.method {
+        AuthMethod::Auto => "auto (the first sign-in that is set up)",
+        AuthMethod::Cli => "cli (as configured)",
+        AuthMethod::ServicePrincipal => "service-principal (as configured)",
+        AuthMethod::ManagedIdentity => "managed-identity (as configured)",
+        AuthMethod::WorkloadIdentity => "workload-identity (as configured)",
+    };
     let pairs = [
-        (
-            "sign-in",
-            format!(
-                "{} ({})",
-                report.description,
-                match report.method {
-                    AuthMethod::Auto => "chosen automatically",
-                    _ => "as configured",
-                }
-            ),
-        ),
+        ("method", method.to_owned()),
+        ("sign-in", report.description.clone()),
         ("tenant", tenant),
         ("client id", report.client_id.clone().unwrap_or_else(dash)),
         ("client secret", secret),

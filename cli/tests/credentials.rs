@@ -1,0 +1,340 @@
+//! Every way `jit` signs in, through the real binary against the emulator's Entra ID:
+//! the Azure CLI (the emulator's fake `az`), a service principal through the token
+//! endpoint, a managed identity through `IDENTITY_ENDPOINT`; and `jit auth`, which
+//! stores a client secret in the OS keychain (read from stdin only) and says which
+//! sign-in would be used. Secrets must never appear in anything `jit` prints: every
+//! test that hands one to `jit` checks stdout and stderr for it.
+
+mod support;
+
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+
+use support::{TestContext, text, transcript};
+
+const READER_CLIENT_ID: &str = "9e1f3a5c-7b2d-4e6f-8a1c-3d5e7f9b2c40";
+const READER_SECRET: &str = "jit-reader-secret-not-for-production";
+
+fn assert_success(output: &Output) {
+    let (stdout, stderr) = text(output);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "jit failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+}
+
+fn assert_never_printed(output: &Output, secret: &str) {
+    let (stdout, stderr) = text(output);
+    assert!(
+        !stdout.contains(secret),
+        "the secret is on stdout:\n{stdout}"
+    );
+    assert!(
+        !stderr.contains(secret),
+        "the secret is on stderr:\n{stderr}"
+    );
+}
+
+/// `jit` signing in as a service principal from the environment.
+fn as_service_principal(context: &TestContext, client_id: &str, secret: &str) -> Command {
+    let mut command = context.jit();
+    command
+        .env("JIT_AUTH", "service-principal")
+        .env("AZURE_TENANT_ID", &context.emulator.info().tenant_id)
+        .env("AZURE_CLIENT_ID", client_id)
+        .env("AZURE_CLIENT_SECRET", secret);
+    command
+}
+
+/// `jit` signing in with the emulator's managed identity.
+fn as_managed_identity(context: &TestContext) -> Command {
+    let identity = context.emulator.managed_identity();
+    let mut command = context.jit();
+    command
+        .env("JIT_AUTH", "managed-identity")
+        .env("IDENTITY_ENDPOINT", &identity.endpoint)
+        .env("IDENTITY_HEADER", &identity.header);
+    command
+}
+
+fn token_calls(context: &TestContext) -> usize {
+    context
+        .emulator
+        .az_calls()
+        .iter()
+        .filter(|call| call.contains("get-access-token"))
+        .count()
+}
+
+fn requests_to(context: &TestContext, path_start: &str) -> usize {
+    context
+        .emulator
+        .requests()
+        .iter()
+        .filter(|record| {
+            record
+                .path
+                .to_ascii_lowercase()
+                .starts_with(&path_start.to_ascii_lowercase())
+        })
+        .count()
+}
+
+fn listed_vms(output: &Output) -> usize {
+    let (stdout, _) = text(output);
+    let document: serde_json::Value = serde_json::from_str(&stdout).expect("JSON on stdout");
+    document["vms"].as_array().map_or(0, Vec::len)
+}
+
+#[test]
+fn the_azure_cli_is_asked_once_per_run() {
+    let context = TestContext::new();
+    let output = context.run(&["list", "-o", "json"]);
+    assert_success(&output);
+    assert_eq!(listed_vms(&output), 11);
+    assert_eq!(
+        token_calls(&context),
+        1,
+        "the token is cached for every ARM call of the run: {:?}",
+        context.emulator.az_calls()
+    );
+}
+
+#[test]
+fn a_service_principal_signs_in_through_the_token_endpoint() {
+    let context = TestContext::new();
+    let principal = context.emulator.info().service_principal.clone();
+    let output = as_service_principal(&context, &principal.client_id, &principal.client_secret)
+        .args(["list", "-o", "json"])
+        .output()
+        .expect("jit runs");
+    assert_success(&output);
+    assert_eq!(listed_vms(&output), 11);
+    assert_never_printed(&output, &principal.client_secret);
+    let tenant = &context.emulator.info().tenant_id;
+    assert_eq!(
+        requests_to(&context, &format!("/{tenant}/oauth2/v2.0/token")),
+        1,
+        "one token for the whole run"
+    );
+    assert_eq!(token_calls(&context), 0, "az is not involved");
+
+    // Chosen automatically when the three variables are set.
+    let output = as_service_principal(&context, &principal.client_id, &principal.client_secret)
+        .env_remove("JIT_AUTH")
+        .args(["auth", "status", "-o", "json"])
+        .output()
+        .expect("jit runs");
+    assert_success(&output);
+    assert_never_printed(&output, &principal.client_secret);
+    let (stdout, _) = text(&output);
+    let status: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(status["method"], "auto");
+    assert_eq!(status["credential"], "service_principal");
+    assert_eq!(status["client_secret_source"], "environment");
+    assert_eq!(status["sign_in"]["ok"], true);
+    assert_eq!(status["sign_in"]["subscriptions"], 2);
+}
+
+#[test]
+fn a_managed_identity_signs_in_through_identity_endpoint() {
+    let context = TestContext::new();
+    let output = as_managed_identity(&context)
+        .args(["list", "-o", "json"])
+        .output()
+        .expect("jit runs");
+    assert_success(&output);
+    assert_eq!(listed_vms(&output), 11);
+    assert_never_printed(&output, &context.emulator.managed_identity().header);
+    assert!(requests_to(&context, "/msi/token") >= 1);
+    assert_eq!(token_calls(&context), 0, "az is not involved");
+}
+
+#[test]
+fn a_read_only_principal_can_list_and_show() {
+    let context = TestContext::new();
+    for arguments in [&["list"][..], &["show", "rg-web/api-01"][..]] {
+        let output = as_service_principal(&context, READER_CLIENT_ID, READER_SECRET)
+            .args(arguments)
+            .output()
+            .expect("jit runs");
+        assert_success(&output);
+        assert_never_printed(&output, READER_SECRET);
+    }
+}
+
+#[test]
+fn a_wrong_secret_is_refused_with_a_hint() {
+    let context = TestContext::new();
+    let wrong = "not-the-secret-0123456789";
+    let output = as_service_principal(&context, READER_CLIENT_ID, wrong)
+        .args(["list"])
+        .output()
+        .expect("jit runs");
+    assert_eq!(output.status.code(), Some(4));
+    assert_never_printed(&output, wrong);
+    let (stdout, stderr) = text(&output);
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.contains("AADSTS7000215"),
+        "Entra's code is kept: {stderr}"
+    );
+    assert!(stderr.contains("hint:"), "{stderr}");
+}
+
+#[test]
+fn a_service_principal_without_a_secret_points_at_the_keychain() {
+    let context = TestContext::new();
+    let output = context
+        .jit()
+        .env("JIT_AUTH", "service-principal")
+        .env("AZURE_TENANT_ID", &context.emulator.info().tenant_id)
+        .env("AZURE_CLIENT_ID", READER_CLIENT_ID)
+        .args(["list"])
+        .output()
+        .expect("jit runs");
+    assert_eq!(output.status.code(), Some(4));
+    let (_, stderr) = text(&output);
+    assert!(stderr.contains("AZURE_CLIENT_SECRET"), "{stderr}");
+    insta::assert_snapshot!(
+        "service_principal_without_secret",
+        transcript(&output, &context)
+    );
+}
+
+#[test]
+fn auth_status_names_the_sign_in_and_checks_it() {
+    let context = TestContext::new();
+    let output = context.run(&["auth", "status"]);
+    assert_success(&output);
+    let (stdout, _) = text(&output);
+    assert!(
+        stdout.contains("the Azure CLI's signed-in account (az)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("2 subscriptions visible"), "{stdout}");
+    insta::assert_snapshot!("auth_status_cli", transcript(&output, &context));
+
+    let principal = context.emulator.info().service_principal.clone();
+    let output = as_service_principal(&context, &principal.client_id, &principal.client_secret)
+        .args(["auth", "status"])
+        .output()
+        .expect("jit runs");
+    assert_success(&output);
+    assert_never_printed(&output, &principal.client_secret);
+    insta::assert_snapshot!(
+        "auth_status_service_principal",
+        transcript(&output, &context)
+    );
+
+    let output = as_managed_identity(&context)
+        .args(["auth", "status"])
+        .output()
+        .expect("jit runs");
+    assert_success(&output);
+    assert_never_printed(&output, &context.emulator.managed_identity().header);
+    insta::assert_snapshot!(
+        "auth_status_managed_identity",
+        transcript(&output, &context)
+    );
+}
+
+#[test]
+fn auth_status_reports_a_sign_in_that_does_not_work() {
+    let context = TestContext::new();
+    context
+        .emulator
+        .set_az_logged_in(false)
+        .expect("az logged out");
+    let output = context.run(&["auth", "status", "-o", "json"]);
+    assert_eq!(output.status.code(), Some(4));
+    let (stdout, stderr) = text(&output);
+    let status: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(status["credential"], "azure_cli");
+    assert_eq!(status["sign_in"]["ok"], false);
+    assert!(
+        status["sign_in"]["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("not signed in")),
+        "{status}"
+    );
+    assert!(stderr.contains("hint: run `az login`"), "{stderr}");
+}
+
+/// `jit auth set-secret` with `input` on stdin.
+fn set_secret(context: &TestContext, arguments: &[&str], input: &str) -> Output {
+    let mut child = context
+        .jit()
+        .args(["auth", "set-secret"])
+        .args(arguments)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("jit starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(input.as_bytes())
+        .expect("the secret is written");
+    child.wait_with_output().expect("jit finishes")
+}
+
+#[test]
+fn set_secret_without_a_secret_service_says_to_use_the_environment() {
+    // The test environment has no D-Bus session, as a headless server has none.
+    let context = TestContext::new();
+    let secret = "piped-secret-0123456789";
+    let output = set_secret(
+        &context,
+        &["--client-id", READER_CLIENT_ID],
+        &format!("{secret}\n"),
+    );
+    assert_eq!(output.status.code(), Some(4));
+    assert_never_printed(&output, secret);
+    let (stdout, stderr) = text(&output);
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("keychain is not available"), "{stderr}");
+    assert!(stderr.contains("AZURE_CLIENT_SECRET"), "{stderr}");
+
+    let output = context
+        .jit()
+        .args(["auth", "delete-secret", "--client-id", READER_CLIENT_ID])
+        .output()
+        .expect("jit runs");
+    assert_eq!(output.status.code(), Some(4));
+}
+
+#[test]
+fn set_secret_refuses_unusable_input_before_touching_the_keychain() {
+    let context = TestContext::new();
+    let cases: [(&[&str], &str, &str); 3] = [
+        (&[], "secret\n", "no client id"),
+        (
+            &["--client-id", READER_CLIENT_ID],
+            "",
+            "no secret was given on stdin",
+        ),
+        (
+            &["--client-id", READER_CLIENT_ID],
+            "line-one\nline-two\n",
+            "several lines",
+        ),
+    ];
+    for (arguments, input, expected) in cases {
+        let output = set_secret(&context, arguments, input);
+        let (_, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(2), "{expected}: {stderr}");
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+        assert!(!stderr.contains("line-one"), "{stderr}");
+    }
+    // The secret cannot be given as an argument at all.
+    let output = context
+        .jit()
+        .args(["auth", "set-secret", "--client-secret", "x"])
+        .output()
+        .expect("jit runs");
+    assert_eq!(output.status.code(), Some(2));
+}
