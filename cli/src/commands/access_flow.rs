@@ -132,17 +132,32 @@ impl Prepared {
     }
 }
 
-/// Everything up to the request: locate, start, enable, decide.
+/// What the user asked for one VM.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ask<'a> {
+    /// The VM as typed.
+    pub(crate) vm: &'a str,
+    /// Duration, source, justification, enable/start, timeout.
+    pub(crate) access: &'a AccessArgs,
+    /// Which port.
+    pub(crate) ports: &'a PortArgs,
+}
+
+/// Everything up to the request: locate, start, enable, decide. The public address is
+/// learned once and kept in `public_address` for the next VM.
 pub(crate) async fn prepare(
     connection: &AzureConnection,
     settings: &GlobalSettings,
     printer: &Printer,
     scope: &Scope,
-    vm_text: &str,
-    access: &AccessArgs,
-    ports: &PortArgs,
+    ask: Ask<'_>,
     public_address: &mut Option<PublicAddress>,
 ) -> anyhow::Result<Prepared> {
+    let Ask {
+        vm: vm_text,
+        access,
+        ports,
+    } = ask;
     let summary = common::locate_vm(connection, scope, vm_text, printer).await?;
     if summary.is_classic() {
         return Err(CliError::Unavailable {

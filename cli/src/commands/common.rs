@@ -11,12 +11,13 @@ use crate::error::CliError;
 use crate::printer::Printer;
 use crate::settings::GlobalSettings;
 
-/// Connects to Azure with the settings' credential.
+/// Connects to Azure with the settings' credential, taking warm tokens from a running
+/// agent when there is one ([`crate::warm_token`]).
 pub(crate) async fn connect(
     settings: &GlobalSettings,
     printer: &Printer,
 ) -> anyhow::Result<AzureConnection> {
-    AzureConnection::new(&settings.azure, printer)
+    crate::warm_token::connect(settings, printer)
 }
 
 /// The subscriptions to search and the scope built from them.
@@ -64,10 +65,7 @@ pub(crate) async fn locate_vm(
                 .collect();
             let choice = tokio::task::spawn_blocking(move || {
                 dialoguer::Select::new()
-                    .with_prompt(format!(
-                        "Several VMs are named '{text_owned}'; which one?",
-                        text_owned = query
-                    ))
+                    .with_prompt(format!("Several VMs are named '{query}'; which one?"))
                     .items(&labels)
                     .default(0)
                     .interact_opt()

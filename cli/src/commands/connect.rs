@@ -34,9 +34,11 @@ pub(crate) async fn run(
         settings,
         printer,
         &scope,
-        &arguments.vm,
-        &arguments.access,
-        &arguments.port,
+        access_flow::Ask {
+            vm: &arguments.vm,
+            access: &arguments.access,
+            ports: &arguments.port,
+        },
         &mut public_address,
     )
     .await?;

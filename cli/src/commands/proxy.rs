@@ -60,9 +60,11 @@ pub(crate) async fn run(
         settings,
         &printer,
         &scope,
-        &arguments.vm,
-        &arguments.access,
-        &ports,
+        access_flow::Ask {
+            vm: &arguments.vm,
+            access: &arguments.access,
+            ports: &ports,
+        },
         &mut public_address,
     )
     .await?;

@@ -32,9 +32,11 @@ pub(crate) async fn run(
             settings,
             printer,
             &scope,
-            vm,
-            &arguments.access,
-            &arguments.port,
+            access_flow::Ask {
+                vm,
+                access: &arguments.access,
+                ports: &arguments.port,
+            },
             &mut public_address,
         )
         .await?;
