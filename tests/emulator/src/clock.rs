@@ -27,7 +27,9 @@ impl Clock {
     /// The current virtual time.
     pub fn now(&self) -> Timestamp {
         let offset = SignedDuration::from_nanos(self.offset_nanoseconds.load(Ordering::SeqCst));
-        Timestamp::now().saturating_add(offset).unwrap_or(Timestamp::MAX)
+        Timestamp::now()
+            .saturating_add(offset)
+            .unwrap_or(Timestamp::MAX)
     }
 
     /// Moves the clock forward (or back, for a negative duration).
