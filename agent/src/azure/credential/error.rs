@@ -252,9 +252,9 @@ fn describe(error: &azure_core::Error) -> String {
         root = Some(cause);
         current = cause.source();
     }
-    match root.map(ToString::to_string) {
+    match root.map(|cause| clean_detail(&cause.to_string())) {
         Some(cause) if !cause.trim().is_empty() && !outer.contains(cause.trim()) => {
-            format!("{outer}: {}", clean_detail(&cause))
+            format!("{outer}: {cause}")
         }
         _ => outer,
     }
