@@ -14,7 +14,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Finds the VM, opens its management port for your address through Microsoft Defender
 /// for Cloud JIT, waits until the port really answers, and connects.
 #[derive(Debug, Parser)]
-#[command(name = "jit", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "jit",
+    version,
+    propagate_version = true,
+    max_term_width = 100,
+    after_help = "Configuration: `jit config show`; files, environment variables and exit codes are in the docs (docs/configuration.md, docs/exit-codes.md)."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

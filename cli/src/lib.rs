@@ -56,7 +56,11 @@ pub fn main() -> ExitCode {
         }
     };
     let printer = Printer::new(settings.output, settings.verbosity, settings.color);
-    logging::init(settings.verbosity, environment.get(env_vars::JIT_LOG));
+    logging::init(
+        settings.verbosity,
+        cli.global.verbose,
+        environment.get(env_vars::JIT_LOG),
+    );
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

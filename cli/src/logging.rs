@@ -1,7 +1,8 @@
 //! Diagnostic logging with `tracing`, on stderr.
 //!
-//! Off unless asked for: `-v` shows `jit`'s own debug events, `JIT_LOG` takes any
-//! env-filter expression (`JIT_LOG=jit_agent=trace,azure_core=debug`). Logs are for
+//! Off unless asked for: `-v` shows `jit`'s own debug events, `-vv` adds the HTTP layer
+//! (azure_core, azure_identity) and `jit`'s trace events, `JIT_LOG` takes any env-filter
+//! expression (`JIT_LOG=jit_agent=trace,azure_core=debug`). Logs are for
 //! troubleshooting, never for data; nothing logged may contain a token or a secret.
 
 use tracing_subscriber::EnvFilter;
@@ -9,10 +10,13 @@ use tracing_subscriber::EnvFilter;
 use crate::printer::Verbosity;
 
 /// Installs the global subscriber. Safe to call once per process.
-pub fn init(verbosity: Verbosity, filter: Option<&str>) {
-    let default = match verbosity {
-        Verbosity::Verbose => "jit=debug,jit_agent=debug",
-        Verbosity::Normal | Verbosity::Quiet => "off",
+pub fn init(verbosity: Verbosity, verbose_count: u8, filter: Option<&str>) {
+    let default = match (verbosity, verbose_count) {
+        (Verbosity::Verbose, 0 | 1) => "jit=debug,jit_agent=debug",
+        (Verbosity::Verbose, _) => {
+            "jit=trace,jit_agent=trace,azure_core=debug,azure_identity=debug,typespec_client_core=debug"
+        }
+        (Verbosity::Normal | Verbosity::Quiet, _) => "off",
     };
     let filter = filter
         .and_then(|text| EnvFilter::try_new(text).ok())
