@@ -7,6 +7,7 @@
 //! it earns ([`error`]). Both binaries, `jit` and the windowless `jit-agent`, are thin
 //! shims over [`main`] and the agent's runner.
 
+pub mod agent_runner;
 pub mod args;
 pub mod commands;
 pub mod config_file;
@@ -17,6 +18,7 @@ pub mod launch;
 pub mod logging;
 pub mod printer;
 pub mod settings;
+pub mod warm_token;
 
 use std::process::ExitCode;
 
