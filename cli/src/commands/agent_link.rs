@@ -114,10 +114,20 @@ pub(crate) async fn register(
     initiated: &Initiated,
     open: &[OpenPort],
 ) {
+    let window = window(connection, prepared, initiated, open);
+    register_window(settings, printer, &window).await;
+}
+
+/// Registers `window` with the agent, starting it if needed (and allowed); on failure,
+/// says once why there will be no reminders and carries on.
+pub(crate) async fn register_window(
+    settings: &GlobalSettings,
+    printer: &Printer,
+    window: &AccessWindow,
+) {
     if !settings.agent.enabled {
         return;
     }
-    let window = window(connection, prepared, initiated, open);
     let outcome = async {
         let options = start_options(settings).map_err(|error| error.to_string())?;
         let (mut client, _) = if settings.agent.autostart {
@@ -135,7 +145,7 @@ pub(crate) async fn register(
             (client, jit_agent::daemon::Started::AlreadyRunning)
         };
         client
-            .register_window(&window)
+            .register_window(window)
             .await
             .map_err(|error| error.to_string())
     }

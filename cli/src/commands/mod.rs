@@ -2,6 +2,7 @@
 //! through `jit_agent`, and returns the exit status it earned.
 
 mod access_flow;
+mod agent;
 pub mod agent_link;
 mod auth;
 mod common;
@@ -10,11 +11,13 @@ mod config;
 mod connect;
 mod demo;
 mod enable;
+mod extend;
 mod list;
 mod proxy;
 mod request;
 mod show;
 mod ssh_config;
+mod status;
 
 use crate::args::Command;
 use crate::error::ExitStatus;
@@ -36,35 +39,13 @@ pub async fn run(
         Command::Enable(arguments) => enable::run_enable(arguments, &settings, &printer).await,
         Command::Disable(arguments) => enable::run_disable(arguments, &settings, &printer).await,
         Command::Demo(arguments) => demo::run(arguments, &settings, &printer).await,
+        Command::Status(arguments) => status::run(arguments, &settings, &printer).await,
+        Command::Extend(arguments) => extend::run(arguments, &settings, &printer).await,
+        Command::Agent(command) => agent::run(command, &settings, &printer).await,
         Command::Proxy(arguments) => proxy::run(arguments, &settings, &printer).await,
         Command::SshConfig(arguments) => ssh_config::run(arguments, &settings, &printer).await,
         Command::Config(command) => config::run(&command, &settings, &printer),
         Command::Completions(arguments) => completions::completions(arguments.shell, &printer),
         Command::Man => completions::man(&printer),
-        other => Err(anyhow::anyhow!(
-            "`{}` is not available in this build yet",
-            command_name(&other)
-        )),
-    }
-}
-
-fn command_name(command: &Command) -> &'static str {
-    match command {
-        Command::List(_) => "list",
-        Command::Show(_) => "show",
-        Command::Connect(_) => "connect",
-        Command::Request(_) => "request",
-        Command::Enable(_) => "enable",
-        Command::Disable(_) => "disable",
-        Command::Status(_) => "status",
-        Command::Extend(_) => "extend",
-        Command::Proxy(_) => "proxy",
-        Command::SshConfig(_) => "ssh-config",
-        Command::Agent(_) => "agent",
-        Command::Auth(_) => "auth",
-        Command::Config(_) => "config",
-        Command::Demo(_) => "demo",
-        Command::Completions(_) => "completions",
-        Command::Man => "man",
     }
 }
