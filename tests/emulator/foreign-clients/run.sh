@@ -24,4 +24,4 @@ if ! cmp -s "$here/requirements.txt" "$stamp" 2>/dev/null; then
 fi
 
 cd "$repository"
-JIT_FOREIGN_CLIENTS_VENV="$venv" cargo test -p jit-emulator --test foreign_clients_python -- --nocapture
+JIT_FOREIGN_CLIENTS_VENV="$venv" cargo test --workspace --test foreign_clients_python -- --ignored --nocapture
