@@ -16,7 +16,7 @@ use jit_agent::daemon::protocol::WindowList;
 use jit_agent::daemon::{AccessWindow, PortStatus, WindowPort};
 use serde::Serialize;
 
-use super::agent::{connect_if_running, welcome_text};
+use super::agent::{connect_if_running, foreign_agent, welcome_text};
 use super::list::{Table, format_time, format_time_left};
 use crate::args::StatusArgs;
 use crate::error::ExitStatus;
@@ -40,6 +40,9 @@ pub(crate) async fn run(
         print_windows(printer, &StatusDocument::not_running());
         return Ok(ExitStatus::Success);
     };
+    if let Some(problem) = foreign_agent(client.welcome(), settings) {
+        printer.warn(problem);
+    }
     let described = welcome_text(client.welcome());
     let list = if arguments.refresh {
         let progress = printer.progress("Re-reading the windows from Azure");
