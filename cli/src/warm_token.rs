@@ -57,12 +57,12 @@ pub fn connect(settings: &GlobalSettings, printer: &Printer) -> anyhow::Result<A
     let cloud = connection::cloud(&settings.azure)?;
     let transport = connection::transport(&settings.azure)?;
     let fallback = build_credential(&cloud, &transport, &credential_options(&settings.azure))?;
-    let source = AgentTokenSource {
+    let source = AgentTokenSource::new(
         paths,
-        client_version: env!("CARGO_PKG_VERSION").to_owned(),
-        profile: agent_link::agent_profile(settings),
+        env!("CARGO_PKG_VERSION"),
+        agent_link::agent_profile(settings),
         fallback,
-    };
+    );
     let credential = Arc::new(TokenCache::new(Arc::new(source)));
     Ok(AzureConnection::with_credential(
         &settings.azure,

@@ -116,11 +116,12 @@ fn api_01_port(context: &TestContext) -> u64 {
         .as_array()
         .and_then(|listeners| {
             listeners.iter().find(|listener| {
-                listener["service"] == "ssh" && listener["vm_id"].as_str().is_some_and(|id| {
-                    id.to_ascii_lowercase().ends_with(
+                listener["service"] == "ssh"
+                    && listener["vm_id"].as_str().is_some_and(|id| {
+                        id.to_ascii_lowercase().ends_with(
                         "/resourcegroups/rg-web/providers/microsoft.compute/virtualmachines/api-01",
                     )
-                })
+                    })
             })
         })
         .and_then(|listener| listener["port"].as_u64())
@@ -375,6 +376,87 @@ fn extend_without_an_agent_reads_the_window_from_azure_and_hands_it_over() {
     let requests = api_01_requests(&context);
     assert_eq!(requests.len(), 2, "{requests:?}");
     assert_eq!(requests[0].2, "NewerRequestInitiated", "{requests:?}");
+}
+
+#[test]
+fn a_corrupt_state_file_is_set_aside_and_reported() {
+    let context = agent_context();
+    let _stopper = AgentStopper(&context);
+    let state_dir = context.home().join("state/jit");
+    std::fs::create_dir_all(&state_dir).expect("state dir");
+    std::fs::write(state_dir.join("windows.json"), "{ not json").expect("garbage written");
+
+    let (_, stderr) = jit_ok(&context, &["agent", "start"]);
+    assert!(
+        stderr.contains("warning: the state file was unreadable"),
+        "{stderr}"
+    );
+    let output = jit(&context, &["agent", "status", "-o", "json"]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let status = json(&stdout);
+    let problems = status["problems"].as_array().cloned().unwrap_or_default();
+    assert_eq!(problems.len(), 1, "{status}");
+    let problem = problems[0].as_str().unwrap_or_default();
+    assert!(problem.contains("windows.json.corrupt-"), "{problem}");
+    assert!(
+        stderr.contains("warning: the state file was unreadable"),
+        "{stderr}"
+    );
+
+    // The garbage is kept next to the new state, not lost.
+    let kept: Vec<String> = std::fs::read_dir(&state_dir)
+        .expect("state dir")
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("windows.json.corrupt-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let content = std::fs::read_to_string(state_dir.join(&kept[0])).expect("set aside");
+    assert_eq!(content, "{ not json");
+}
+
+#[test]
+fn agent_run_serves_in_the_foreground_until_stopped() {
+    let context = agent_context();
+    let _stopper = AgentStopper(&context);
+    let mut foreground = context
+        .jit()
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .args(["agent", "run"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("jit agent run starts");
+    let pid = u64::from(foreground.id());
+
+    // Bounded wait until the foreground agent answers.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (stdout, _) = jit_ok(&context, &["agent", "status", "-o", "json"]);
+        if json(&stdout)["pid"].as_u64() == Some(pid) {
+            break;
+        }
+        if let Ok(Some(status)) = foreground.try_wait() {
+            panic!("jit agent run exited early with {status}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the foreground agent never answered: {stdout}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // `connect` uses it rather than starting another.
+    jit_ok(&context, &["connect", "api-01", "--no-launch"]);
+    let (stdout, _) = jit_ok(&context, &["agent", "status", "-o", "json"]);
+    assert_eq!(json(&stdout)["open_windows"], 1, "{stdout}");
+
+    jit_ok(&context, &["agent", "stop"]);
+    let output = foreground.wait_with_output().expect("jit agent run ends");
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("Running the agent at"), "{stderr}");
+    assert!(stderr.contains("The agent stopped"), "{stderr}");
 }
 
 #[cfg(target_os = "linux")]

@@ -110,9 +110,15 @@ struct StartDocument {
 
 async fn start(settings: &GlobalSettings, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let options = start_options(settings).context("cannot locate the agent's directories")?;
-    let (client, started) = ensure_running(&options, spawn_agent)
+    let (mut client, started) = ensure_running(&options, spawn_agent)
         .await
         .context("could not start the agent")?;
+    // A new agent has just read its state file; say at once if it had to set it aside.
+    if let Ok(status) = client.status().await
+        && let Some(problem) = status.store_problem
+    {
+        printer.warn(problem);
+    }
     let welcome = client.welcome();
     let (outcome, previous_version) = match &started {
         Started::Spawned => {
