@@ -97,7 +97,7 @@ async fn through_agent(
         Some(duration) => ExtendLength::Duration { duration },
         None => ExtendLength::PolicyMaximum,
     };
-    let progress = printer.progress(format!("Extending the window on {vm}"));
+    let progress = printer.progress(format!("Asking the agent to extend the window on {vm}"));
     let answer = client.extend_window(vm, length).await;
     drop(progress);
     let error = match answer {
