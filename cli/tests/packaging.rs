@@ -1021,7 +1021,6 @@ fn formula_test_block_config_commands_hold_for_this_build() {
 }
 
 #[test]
-#[ignore = "needs `jit list` to sign in (exit code 4 without credentials) and `jit-agent --help`; both belong to the command line, not to packaging"]
 fn formula_test_block_sign_in_and_agent_commands_hold_for_this_build() {
     let temp = temp_dir();
     let home = temp.path();

@@ -21,12 +21,13 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::backend::{AccessBackend, BackendError, Refreshed, WindowUpdate};
 use super::protocol::{AccessToken, AccessWindow, ExtendLength, PortStatus, WindowPort};
+use crate::access::plan::choose_duration;
 use crate::azure::arm::ArmClient;
 use crate::azure::clients::JitNetworkAccessPoliciesClient;
 use crate::azure::models::{
     JitNetworkAccessPolicy, JitNetworkAccessPolicyInitiatePort,
     JitNetworkAccessPolicyInitiateRequest, JitNetworkAccessPolicyInitiateVirtualMachine,
-    JitNetworkAccessRequest, JitNetworkAccessRequestPort, JitPortStatus,
+    JitNetworkAccessPortRule, JitNetworkAccessRequest, JitNetworkAccessRequestPort, JitPortStatus,
 };
 use crate::azure::resource_id::same_resource_id;
 
@@ -106,28 +107,19 @@ impl AccessBackend for AzureBackend {
             .get_by_id(&window.policy_id)
             .await
             .map_err(|error| BackendError::Azure(error.to_string()))?;
-        let maximum = policy_maximum(&policy, window)?;
+        let rules = window_rules(&policy, window)?;
         let now = self.arm.server_now();
+        let requested = match length {
+            ExtendLength::PolicyMaximum => None,
+            ExtendLength::Duration { duration } => Some(*duration),
+            ExtendLength::Until { until } => Some(until.duration_since(now)),
+        };
+        // The same rule as a first request: at most the smallest maximum of the ports.
+        let duration = choose_duration(requested, &rules.iter().collect::<Vec<_>>())
+            .map_err(|error| BackendError::Invalid(error.to_string()))?;
         let ends_at = match length {
-            ExtendLength::PolicyMaximum => now + maximum,
-            ExtendLength::Duration { duration } => {
-                if *duration > maximum {
-                    return Err(BackendError::Invalid(format!(
-                        "{duration:#} is longer than the policy allows for {}: at most {maximum:#}",
-                        window.vm_name
-                    )));
-                }
-                now + *duration
-            }
-            ExtendLength::Until { until } => {
-                if until.duration_since(now) > maximum {
-                    return Err(BackendError::Invalid(format!(
-                        "{until} is further away than the policy allows for {}: at most {maximum:#} from now",
-                        window.vm_name
-                    )));
-                }
-                *until
-            }
+            ExtendLength::Until { until } => *until,
+            _ => now.checked_add(duration).unwrap_or(Timestamp::MAX),
         };
         if ends_at <= now {
             return Err(BackendError::Invalid(
@@ -184,11 +176,11 @@ impl AccessBackend for AzureBackend {
     }
 }
 
-/// The longest window the policy allows for all of `window`'s ports.
-fn policy_maximum(
+/// The policy's rules for `window`'s ports, as the policy holds them now.
+fn window_rules(
     policy: &JitNetworkAccessPolicy,
     window: &AccessWindow,
-) -> Result<SignedDuration, BackendError> {
+) -> Result<Vec<JitNetworkAccessPortRule>, BackendError> {
     let entry = policy
         .properties
         .virtual_machines
@@ -200,25 +192,26 @@ fn policy_maximum(
                 window.vm_name
             ))
         })?;
-    let mut maximum: Option<SignedDuration> = None;
-    for port in &window.ports {
-        let rule = entry
-            .ports
-            .iter()
-            .find(|rule| rule.number == port.number)
-            .ok_or_else(|| {
-                BackendError::Invalid(format!(
-                    "port {} of {} is no longer in its JIT policy",
-                    port.number, window.vm_name
-                ))
-            })?;
-        let allowed = rule
-            .max_request_access_duration
-            .to_duration()
-            .map_err(|error| BackendError::Azure(error.to_string()))?;
-        maximum = Some(maximum.map_or(allowed, |current| current.min(allowed)));
+    if window.ports.is_empty() {
+        return Err(BackendError::Invalid("the window has no ports".to_owned()));
     }
-    maximum.ok_or_else(|| BackendError::Invalid("the window has no ports".to_owned()))
+    window
+        .ports
+        .iter()
+        .map(|port| {
+            entry
+                .ports
+                .iter()
+                .find(|rule| rule.number == port.number)
+                .cloned()
+                .ok_or_else(|| {
+                    BackendError::Invalid(format!(
+                        "port {} of {} is no longer in its JIT policy",
+                        port.number, window.vm_name
+                    ))
+                })
+        })
+        .collect()
 }
 
 /// What the policy says about `window` now. Pure, so it is tested on policy documents.
@@ -488,16 +481,17 @@ mod tests {
     }
 
     #[test]
-    fn the_policy_maximum_bounds_extensions() {
+    fn extensions_use_the_rules_of_the_windows_ports() {
         let policy = policy(&[]);
+        let rules = window_rules(&policy, &window()).expect("rules");
         assert_eq!(
-            policy_maximum(&policy, &window()).ok(),
+            choose_duration(None, &rules.iter().collect::<Vec<_>>()).ok(),
             Some(SignedDuration::from_hours(3))
         );
         let mut other_port = window();
         other_port.ports[0].number = 3389;
         assert!(matches!(
-            policy_maximum(&policy, &other_port),
+            window_rules(&policy, &other_port),
             Err(BackendError::Invalid(_))
         ));
     }

@@ -31,6 +31,19 @@ fn main() -> ExitCode {
         let _ = writeln!(std::io::stdout(), "jit-agent {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
+    if matches!(words.as_slice(), ["--help" | "-h" | "help"]) {
+        let _ = writeln!(
+            std::io::stdout(),
+            "jit-agent {}: the background agent of `jit`.\n\n\
+             It remembers open just-in-time access windows, notifies before and when each\n\
+             ends, extends them on request and keeps Azure tokens warm. `jit` starts it on\n\
+             demand; `jit agent install` starts it at login.\n\n\
+             Usage: jit-agent [run] [jit's global options, e.g. --config FILE]\n\n\
+             Manage it with `jit agent start|stop|status|install|uninstall`.",
+            env!("CARGO_PKG_VERSION")
+        );
+        return ExitCode::SUCCESS;
+    }
     let cli = match parse_arguments(&words) {
         Ok(cli) => cli,
         Err(error) => {

@@ -31,11 +31,27 @@ pub fn agent_paths(settings: &GlobalSettings) -> io::Result<AgentPaths> {
 
 /// What identifies the Azure the agent talks to; an agent with another profile is
 /// replaced (say, one started for the emulator).
+///
+/// The sign-in identity is part of it (method, tenant, client id; never a secret): the
+/// agent hands its tokens to `jit`, and a token of another identity must not be used.
 pub fn agent_profile(settings: &GlobalSettings) -> String {
-    match &settings.azure.cloud {
+    let azure = &settings.azure;
+    let cloud = match &azure.cloud {
         CloudSettings::Named(name) => name.clone(),
         CloudSettings::Custom { arm_endpoint, .. } => arm_endpoint.clone(),
+    };
+    let auth = serde_json::to_value(azure.auth)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let mut profile = format!("{cloud} auth={auth}");
+    if let Some(tenant) = &azure.tenant {
+        profile.push_str(&format!(" tenant={tenant}"));
     }
+    if let Some(client_id) = &azure.client_id {
+        profile.push_str(&format!(" client={client_id}"));
+    }
+    profile
 }
 
 /// The `jit-agent` program installed next to this `jit`.
@@ -92,7 +108,14 @@ pub(crate) fn window(
                 },
             })
             .collect(),
-        source_address_prefix: prepared.source_text(),
+        // What Azure recorded (the caller's address when none was sent), not a description.
+        source_address_prefix: initiated
+            .request
+            .virtual_machines
+            .iter()
+            .flat_map(|vm| vm.ports.iter())
+            .find_map(|port| port.allowed_source_address_prefix.clone())
+            .unwrap_or_else(|| prepared.source_text()),
         requested_at: initiated.request.start_time_utc,
         ends_at: initiated.end_time,
         server_clock_offset_at_registration: connection
