@@ -28,14 +28,30 @@ fn connect_help() {
 
 #[test]
 fn version_is_the_package_version() {
-    assert_eq!(help(&["--version"]).trim(), format!("jit {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        help(&["--version"]).trim(),
+        format!("jit {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
 fn every_subcommand_has_help() {
     for command in [
-        "list", "show", "connect", "request", "enable", "disable", "status", "extend", "proxy",
-        "ssh-config", "agent", "auth", "config", "demo", "completions",
+        "list",
+        "show",
+        "connect",
+        "request",
+        "enable",
+        "disable",
+        "status",
+        "extend",
+        "proxy",
+        "ssh-config",
+        "agent",
+        "auth",
+        "config",
+        "demo",
+        "completions",
     ] {
         let text = help(&[command, "--help"]);
         assert!(text.contains("Usage: jit"), "{command}: {text}");
