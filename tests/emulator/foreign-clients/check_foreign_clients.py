@@ -227,13 +227,19 @@ def azure_cli():
     check("cli: az rest initiates access",
           request["virtualMachines"][0]["ports"][0]["status"] in ("Initiating", "Initiated"), request)
 
-    rules = run("network", "nsg", "rule", "list", "--resource-group", "rg-web",
-                "--nsg-name", "cache-01-nsg", "--output", "json")
-    names = [(rule["name"], rule["access"]) for rule in rules]
-    check("cli: az network nsg rule list shows the JIT deny and allow rules",
-          any(name.startswith("SecurityCenter-JITRule_") and access == "Deny" for name, access in names)
-          and any(name.startswith("SecurityCenter-JITRule-") and access == "Allow" for name, access in names),
-          names)
+    # The allow rule exists once Azure has applied the request (Initiating -> Initiated),
+    # so look until it shows up, as a client of the real service must.
+    deadline = time.monotonic() + 60
+    while True:
+        rules = run("network", "nsg", "rule", "list", "--resource-group", "rg-web",
+                    "--nsg-name", "cache-01-nsg", "--output", "json")
+        names = [(rule["name"], rule["access"]) for rule in rules]
+        deny = any(name.startswith("SecurityCenter-JITRule_") and access == "Deny" for name, access in names)
+        allow = any(name.startswith("SecurityCenter-JITRule-") and access == "Allow" for name, access in names)
+        if (deny and allow) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    check("cli: az network nsg rule list shows the JIT deny and allow rules", deny and allow, names)
     shutil.rmtree(config_dir, ignore_errors=True)
 
 
