@@ -52,6 +52,8 @@ pub struct ConfigFile {
     pub rdp: Option<RdpSection>,
     /// Background agent.
     pub agent: Option<AgentSection>,
+    /// What `jit enable` and `jit connect --enable` write when not told otherwise.
+    pub enable: Option<EnableSection>,
     /// Per-VM settings, keyed by VM name, `resource-group/name` or resource id.
     pub vms: Option<BTreeMap<String, VmSection>>,
 }
@@ -88,6 +90,16 @@ pub struct AgentSection {
     pub refresh_interval: Option<String>,
     /// Desktop notifications (default true).
     pub notifications: Option<bool>,
+}
+
+/// `[enable]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct EnableSection {
+    /// Sources requests may open ports for (default `["*"]`).
+    pub allowed_sources: Option<Vec<String>>,
+    /// The longest request allowed (default `3h`).
+    pub max_duration: Option<String>,
 }
 
 /// `[vms."<name>"]`

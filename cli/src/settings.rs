@@ -168,6 +168,16 @@ pub struct AccessSettings {
     pub assume_yes: bool,
 }
 
+/// What enabling JIT writes when the command line does not say.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnableSettings {
+    /// Sources requests may open ports for.
+    pub allowed_sources: Vec<String>,
+    /// The longest request allowed.
+    #[serde(serialize_with = "serialize_duration")]
+    pub max_duration: SignedDuration,
+}
+
 /// Which client programs to run.
 #[derive(Debug, Clone, Serialize)]
 pub struct LaunchSettings {
@@ -202,6 +212,7 @@ pub struct GlobalSettings {
     pub azure: AzureSettings,
     pub access: AccessSettings,
     pub launch: LaunchSettings,
+    pub enable: EnableSettings,
     pub agent: AgentSettings,
     pub vms: BTreeMap<String, VmSection>,
 }
@@ -297,6 +308,28 @@ impl GlobalSettings {
             rdp_program: rdp.program,
             rdp_args: rdp.args.unwrap_or_default(),
         };
+        let enable_section = file.enable.clone().unwrap_or_default();
+        let enable = EnableSettings {
+            allowed_sources: enable_section
+                .allowed_sources
+                .filter(|sources| !sources.is_empty())
+                .unwrap_or_else(|| vec!["*".to_owned()]),
+            max_duration: enable_section
+                .max_duration
+                .as_deref()
+                .map(|text| parse_duration(text, "enable.max_duration in the config file"))
+                .transpose()?
+                .unwrap_or(SignedDuration::from_hours(3)),
+        };
+        if !(SignedDuration::from_mins(5)..=SignedDuration::from_hours(24))
+            .contains(&enable.max_duration)
+        {
+            return Err(CliError::Usage {
+                message: "enable.max_duration in the config file is outside what JIT allows"
+                    .to_owned(),
+                hint: Some("use between 5 minutes and 24 hours".to_owned()),
+            });
+        }
         let agent_section = file.agent.clone().unwrap_or_default();
         let agent_disabled = args.no_agent
             || environment
@@ -331,6 +364,7 @@ impl GlobalSettings {
             azure,
             access,
             launch,
+            enable,
             agent,
             vms: file.vms.unwrap_or_default(),
         })
@@ -735,6 +769,30 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn enable_defaults_are_the_portals_unless_configured_and_must_be_in_range() {
+        let defaults = resolve(&[], &[], "");
+        assert_eq!(defaults.enable.allowed_sources, ["*"]);
+        assert_eq!(defaults.enable.max_duration, SignedDuration::from_hours(3));
+        let configured = resolve(
+            &[],
+            &[],
+            "[enable]\nallowed_sources = [\"10.0.0.0/8\"]\nmax_duration = \"PT1H\"\n",
+        );
+        assert_eq!(configured.enable.allowed_sources, ["10.0.0.0/8"]);
+        assert_eq!(
+            configured.enable.max_duration,
+            SignedDuration::from_hours(1)
+        );
+        let too_long = GlobalSettings::from_parts(
+            &global(&[]),
+            &Environment::default(),
+            ConfigFile::parse("[enable]\nmax_duration = \"2d\"\n").expect("valid TOML"),
+            None,
+        );
+        assert!(too_long.is_err());
     }
 
     #[test]

@@ -474,3 +474,41 @@ fn the_demo_runs_the_whole_flow_and_exits_zero() {
     );
     assert!(stderr.contains("$ jit connect api-01"), "{stderr}");
 }
+
+#[test]
+fn enabling_uses_the_configured_defaults_for_sources_and_maximum() {
+    require_ssh();
+    let context = TestContext::new();
+    let config = context.home().join("jit.toml");
+    std::fs::write(
+        &config,
+        "[enable]\nallowed_sources = [\"198.51.100.0/24\"]\nmax_duration = \"1h\"\n",
+    )
+    .expect("config written");
+    let port = listener_port(&context, "dev-01", "rg-dev", "ssh").to_string();
+    let ssh_options = context.ssh_options();
+    let mut arguments = vec!["connect", "dev-01", "--enable", "--port", &port, "--"];
+    arguments.extend(ssh_options.iter().map(String::as_str));
+    arguments.push("hostname");
+    let output = context
+        .jit()
+        .env("JIT_CONFIG", &config)
+        .args(&arguments)
+        .output()
+        .expect("jit runs");
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(stdout.trim(), "dev-01");
+    let created = policy(
+        &context,
+        "/resourceGroups/rg-dev/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default",
+    );
+    let rule = &created["properties"]["virtualMachines"][0]["ports"][0];
+    assert_eq!(rule["allowedSourceAddressPrefix"], "198.51.100.0/24");
+    assert_eq!(rule["maxRequestAccessDuration"], "PT1H");
+    // The request then had to use that exact range.
+    assert_eq!(
+        created["properties"]["requests"][0]["virtualMachines"][0]["ports"][0]["allowedSourceAddressPrefix"],
+        "198.51.100.0/24"
+    );
+}

@@ -85,19 +85,13 @@ pub enum ChangeError {
     NotEnabled,
 }
 
-/// The portal's default port rules for a VM: 22 on Linux, 3389 on Windows, any protocol,
-/// any source, 3 hours.
-pub fn default_port_rules(os: Option<&OperatingSystemTypes>) -> Vec<JitNetworkAccessPortRule> {
-    let number = match os {
+/// The port the portal protects by default: 3389 on Windows, 22 otherwise (the rest of
+/// the portal's defaults, any source and 3 hours, are the CLI's configurable defaults).
+pub fn default_port(os: Option<&OperatingSystemTypes>) -> u16 {
+    match os {
         Some(OperatingSystemTypes::Windows) => 3389,
         _ => 22,
-    };
-    vec![port_rule(
-        number,
-        JitProtocol::All,
-        &["*".to_owned()],
-        "PT3H",
-    )]
+    }
 }
 
 /// A port rule; one source goes in `allowedSourceAddressPrefix`, several in
@@ -570,19 +564,10 @@ mod tests {
 
     #[test]
     fn portal_defaults_follow_the_os() {
-        assert_eq!(
-            default_port_rules(Some(&OperatingSystemTypes::Windows))[0].number,
-            3389
-        );
-        assert_eq!(
-            default_port_rules(Some(&OperatingSystemTypes::Linux))[0].number,
-            22
-        );
-        assert_eq!(
-            default_port_rules(None)[0]
-                .allowed_source_address_prefix
-                .as_deref(),
-            Some("*")
-        );
+        assert_eq!(default_port(Some(&OperatingSystemTypes::Windows)), 3389);
+        assert_eq!(default_port(Some(&OperatingSystemTypes::Linux)), 22);
+        assert_eq!(default_port(None), 22);
+        let rule = port_rule(22, JitProtocol::All, &[], "PT3H");
+        assert_eq!(rule.allowed_source_address_prefix.as_deref(), Some("*"));
     }
 }

@@ -10,9 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 use jit_agent::access::details::{AddressKind, VmDetails, read_vm};
-use jit_agent::access::enable::{
-    ChangeOutcome, VmPlacement, default_port_rules, enable, port_rule,
-};
+use jit_agent::access::enable::{ChangeOutcome, VmPlacement, default_port, enable};
 use jit_agent::access::locate::Scope;
 use jit_agent::access::my_ip::{PublicAddress, discover};
 use jit_agent::access::plan::{
@@ -299,24 +297,29 @@ async fn enable_on_demand(
         }
         .into());
     }
-    let rules = match ports.port {
-        Some(number) => vec![port_rule(
-            number,
-            JitProtocol::All,
-            &["*".to_owned()],
-            "PT3H",
-        )],
-        None => default_port_rules(details.os.as_ref()),
+    let number = ports
+        .port
+        .unwrap_or_else(|| default_port(details.os.as_ref()));
+    let defaults = &settings.enable;
+    let rules = super::enable::port_rules(
+        &[number],
+        &JitProtocol::All,
+        &defaults.allowed_sources,
+        defaults.max_duration,
+    )?;
+    let sources = if defaults.allowed_sources.iter().any(|source| source == "*") {
+        "any source".to_owned()
+    } else {
+        defaults.allowed_sources.join(", ")
     };
-    let numbers: Vec<String> = rules.iter().map(|rule| rule.number.to_string()).collect();
     let enable_now = access.enable
         || common::confirm(
             printer,
             settings.access.assume_yes,
             format!(
-                "JIT is not enabled for {}. Enable it (port {}, requests up to 3 hours, any source)?",
+                "JIT is not enabled for {}. Enable it (port {number}, requests up to {}, {sources})?",
                 details.name,
-                numbers.join(", ")
+                format_duration(defaults.max_duration),
             ),
         )
         .await?;

@@ -4,9 +4,9 @@
 use anyhow::Context as _;
 use jit_agent::access::details::read_vm;
 use jit_agent::access::enable::{
-    ChangeOutcome, PolicyChange, VmPlacement, default_port_rules, disable, enable, port_rule,
+    ChangeOutcome, PolicyChange, VmPlacement, default_port, disable, enable, port_rule,
 };
-use jit_agent::azure::models::{IsoDuration, JitProtocol};
+use jit_agent::azure::models::{IsoDuration, JitNetworkAccessPortRule, JitProtocol};
 
 use super::access_flow::report_change;
 use super::common;
@@ -18,6 +18,33 @@ use crate::settings::{GlobalSettings, parse_duration};
 /// JIT allows request durations from 5 minutes to a day.
 const SHORTEST_MAXIMUM: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
 const LONGEST_MAXIMUM: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
+
+/// Port rules for `numbers`, each with the same protocol, sources and maximum.
+pub(crate) fn port_rules(
+    numbers: &[u16],
+    protocol: &JitProtocol,
+    sources: &[String],
+    maximum: jiff::SignedDuration,
+) -> Result<Vec<JitNetworkAccessPortRule>, CliError> {
+    for source in sources {
+        let valid = source == "*"
+            || source.parse::<ipnet::Ipv4Net>().is_ok()
+            || source.parse::<std::net::Ipv4Addr>().is_ok();
+        if !valid {
+            return Err(CliError::Usage {
+                message: format!(
+                    "allowed source '{source}' is not *, an IPv4 address or an IPv4 range"
+                ),
+                hint: Some("JIT accepts only IPv4 sources".to_owned()),
+            });
+        }
+    }
+    let maximum = IsoDuration::from_duration(maximum);
+    Ok(numbers
+        .iter()
+        .map(|&number| port_rule(number, protocol.clone(), sources, maximum.as_str()))
+        .collect())
+}
 
 pub(crate) async fn run_enable(
     arguments: EnableArgs,
@@ -34,24 +61,22 @@ pub(crate) async fn run_enable(
                 }
                 .into());
             }
-            IsoDuration::from_duration(duration)
+            duration
         }
-        None => IsoDuration("PT3H".to_owned()),
+        None => settings.enable.max_duration,
     };
-    for source in &arguments.allowed_sources {
-        let valid = source == "*"
-            || source.parse::<ipnet::Ipv4Net>().is_ok()
-            || source.parse::<std::net::Ipv4Addr>().is_ok();
-        if !valid {
-            return Err(CliError::Usage {
-                message: format!(
-                    "--allowed-source '{source}' is not *, an IPv4 address or an IPv4 range"
-                ),
-                hint: None,
-            }
-            .into());
-        }
-    }
+    let sources = if arguments.allowed_sources.is_empty() {
+        settings.enable.allowed_sources.clone()
+    } else {
+        arguments.allowed_sources.clone()
+    };
+    let protocol = match arguments.protocol {
+        ProtocolArg::Any => JitProtocol::All,
+        ProtocolArg::Tcp => JitProtocol::Tcp,
+        ProtocolArg::Udp => JitProtocol::Udp,
+    };
+    // Validated before any Azure call.
+    port_rules(&[22], &protocol, &sources, maximum)?;
     let connection = common::connect(settings, printer).await?;
     let (_, scope) = common::scope(&connection, settings, None).await?;
     let summary = common::locate_vm(&connection, &scope, &arguments.vm, printer).await?;
@@ -68,30 +93,12 @@ pub(crate) async fn run_enable(
         }
         .into());
     }
-    let protocol = match arguments.protocol {
-        ProtocolArg::Any => JitProtocol::All,
-        ProtocolArg::Tcp => JitProtocol::Tcp,
-        ProtocolArg::Udp => JitProtocol::Udp,
-    };
     let numbers: Vec<u16> = if arguments.ports.is_empty() {
-        default_port_rules(details.os.as_ref())
-            .iter()
-            .map(|rule| rule.number)
-            .collect()
+        vec![default_port(details.os.as_ref())]
     } else {
         arguments.ports.clone()
     };
-    let rules = numbers
-        .iter()
-        .map(|&number| {
-            port_rule(
-                number,
-                protocol.clone(),
-                &arguments.allowed_sources,
-                maximum.as_str(),
-            )
-        })
-        .collect();
+    let rules = port_rules(&numbers, &protocol, &sources, maximum)?;
     let placement = VmPlacement::new(&details.id, &details.location)?;
     let progress = printer.progress(format!("Updating the JIT policy of {}", details.name));
     let change = enable(&connection.arm, &placement, rules)
