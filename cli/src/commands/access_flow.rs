@@ -18,8 +18,8 @@ use jit_agent::access::plan::{
     choose_ports, choose_source,
 };
 use jit_agent::access::request::{
-    Initiated, OpenPort, PortRequest, PortTarget, VmRequest, WaitFor, WaitProgress, initiate,
-    wait_until_open,
+    Initiated, OpenPort, PortRequest, PortTarget, RequestError, VmRequest, WaitFor, WaitProgress,
+    initiate, wait_until_open,
 };
 use jit_agent::access::status::{PolicyEntry, entries_for_vm, find_entry};
 use jit_agent::azure::clients::VirtualMachinesClient;
@@ -482,14 +482,33 @@ pub(crate) async fn wait(
             }
             Ok(open)
         }
-        Err(error @ jit_agent::access::request::RequestError::Azure(_)) => Err(error.into()),
-        Err(error) => Err(anyhow::Error::new(CliError::Timeout {
-            message: error.to_string(),
+        Err(error) => Err(wait_error(error)),
+    }
+}
+
+/// The exit code a failed wait earns: a timeout only when time ran out.
+fn wait_error(error: RequestError) -> anyhow::Error {
+    let message = error.to_string();
+    match error {
+        RequestError::Azure(_) => error.into(),
+        RequestError::NotApplied { .. } | RequestError::NeverAnswered { .. } => CliError::Timeout {
+            message,
             hint: Some(
-                "check that nothing else blocks the port (another NSG rule, a VPN), or wait longer with --timeout"
+                "check that nothing else blocks the port (another NSG rule, a route, the VM's firewall, a VPN), or wait longer with --timeout"
                     .to_owned(),
             ),
-        })),
+        }
+        .into(),
+        RequestError::Revoked { .. } | RequestError::NotRecorded(_) => CliError::Unavailable {
+            message,
+            hint: Some("request access again; `jit show` lists the VM's requests".to_owned()),
+        }
+        .into(),
+        RequestError::Resolve { .. } => CliError::Unavailable {
+            message,
+            hint: Some("check the VM's DNS name, or your resolver".to_owned()),
+        }
+        .into(),
     }
 }
 
