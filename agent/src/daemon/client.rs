@@ -433,8 +433,10 @@ pub async fn ensure_running(
     }
 }
 
-/// Connects if an agent answers; `None` when nothing listens.
-async fn connect_if_running(options: &StartOptions) -> Result<Option<AgentClient>, StartError> {
+/// Connects if an agent answers, without starting one; `None` when nothing listens.
+pub async fn connect_if_running(
+    options: &StartOptions,
+) -> Result<Option<AgentClient>, ClientError> {
     match AgentClient::connect(
         &options.paths,
         &options.client_version,
@@ -444,7 +446,7 @@ async fn connect_if_running(options: &StartOptions) -> Result<Option<AgentClient
     {
         Ok(client) => Ok(Some(client)),
         Err(ClientError::NotRunning { .. }) => Ok(None),
-        Err(error) => Err(StartError::Client(error)),
+        Err(error) => Err(error),
     }
 }
 

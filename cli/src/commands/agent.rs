@@ -52,20 +52,14 @@ pub(crate) async fn connect_if_running(
     settings: &GlobalSettings,
 ) -> anyhow::Result<Option<AgentClient>> {
     let options = start_options(settings).context("cannot locate the agent's directories")?;
-    match AgentClient::connect(
-        &options.paths,
-        &options.client_version,
-        options.connect_timeout,
-    )
-    .await
-    {
-        Ok(client) => Ok(Some(client)),
-        Err(ClientError::NotRunning { .. }) => Ok(None),
-        Err(error) => Err(anyhow::Error::new(error).context(format!(
-            "the agent at {} did not answer",
-            options.paths.endpoint_display()
-        ))),
-    }
+    jit_agent::daemon::client::connect_if_running(&options)
+        .await
+        .with_context(|| {
+            format!(
+                "the agent at {} did not answer",
+                options.paths.endpoint_display()
+            )
+        })
 }
 
 /// `version 0.1.0, process 4242`.

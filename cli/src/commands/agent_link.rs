@@ -158,13 +158,10 @@ pub(crate) async fn register_window(
                 .await
                 .map_err(|error| error.to_string())?
         } else {
-            let client = jit_agent::daemon::AgentClient::connect(
-                &options.paths,
-                &options.client_version,
-                options.connect_timeout,
-            )
-            .await
-            .map_err(|error| error.to_string())?;
+            let client = jit_agent::daemon::client::connect_if_running(&options)
+                .await
+                .map_err(|error| error.to_string())?
+                .ok_or_else(|| "it is not running and autostart is off".to_owned())?;
             (client, jit_agent::daemon::Started::AlreadyRunning)
         };
         client
