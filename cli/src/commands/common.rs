@@ -40,6 +40,36 @@ pub(crate) async fn scope(
     Ok((subscriptions, scope))
 }
 
+/// The scope to find one VM in. A full resource id already names its subscription, so
+/// the subscription list (one more ARM call, on every `jit proxy` of an ssh-config
+/// entry) is only read for names.
+pub(crate) async fn scope_for_vm(
+    connection: &AzureConnection,
+    settings: &GlobalSettings,
+    vm_text: &str,
+) -> anyhow::Result<Scope> {
+    if let Ok(VmQuery::Id(id)) = VmQuery::parse(vm_text) {
+        return Ok(Scope {
+            subscription_ids: vec![id.subscription_id().to_owned()],
+            resource_group: None,
+        });
+    }
+    Ok(scope(connection, settings, None).await?.1)
+}
+
+/// Connects and finds the one VM `vm_text` names (what `enable`, `disable` and `extend`
+/// start with).
+pub(crate) async fn connect_to_vm(
+    settings: &GlobalSettings,
+    printer: &Printer,
+    vm_text: &str,
+) -> anyhow::Result<(AzureConnection, VmSummary)> {
+    let connection = connect(settings, printer).await?;
+    let scope = scope_for_vm(&connection, settings, vm_text).await?;
+    let summary = locate_vm(&connection, &scope, vm_text, printer).await?;
+    Ok((connection, summary))
+}
+
 /// Finds the one VM `text` names. On a terminal an ambiguous name becomes a choice;
 /// otherwise it is an error listing the candidates.
 pub(crate) async fn locate_vm(

@@ -27,7 +27,7 @@ pub(crate) async fn run(
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
     let connection = common::connect(settings, printer).await?;
-    let (_, scope) = common::scope(&connection, settings, None).await?;
+    let scope = common::scope_for_vm(&connection, settings, &arguments.vm).await?;
     let mut public_address: Option<PublicAddress> = None;
     let prepared = access_flow::prepare(
         &connection,

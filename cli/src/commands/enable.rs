@@ -77,9 +77,7 @@ pub(crate) async fn run_enable(
     };
     // Validated before any Azure call.
     port_rules(&[22], &protocol, &sources, maximum)?;
-    let connection = common::connect(settings, printer).await?;
-    let (_, scope) = common::scope(&connection, settings, None).await?;
-    let summary = common::locate_vm(&connection, &scope, &arguments.vm, printer).await?;
+    let (connection, summary) = common::connect_to_vm(settings, printer, &arguments.vm).await?;
     let details = read_vm(&connection.arm, &summary.id)
         .await
         .with_context(|| format!("could not read {}", summary.name))?;
@@ -114,9 +112,7 @@ pub(crate) async fn run_disable(
     settings: &GlobalSettings,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
-    let connection = common::connect(settings, printer).await?;
-    let (_, scope) = common::scope(&connection, settings, None).await?;
-    let summary = common::locate_vm(&connection, &scope, &arguments.vm, printer).await?;
+    let (connection, summary) = common::connect_to_vm(settings, printer, &arguments.vm).await?;
     let placement = VmPlacement::new(&summary.id, &summary.location)?;
     let progress = printer.progress(format!("Updating the JIT policy of {}", summary.name));
     let change = disable(&connection.arm, &placement)

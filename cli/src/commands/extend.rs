@@ -150,9 +150,7 @@ async fn directly(
     settings: &GlobalSettings,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
-    let connection = common::connect(settings, printer).await?;
-    let (_, scope) = common::scope(&connection, settings, None).await?;
-    let summary = common::locate_vm(&connection, &scope, &arguments.vm, printer).await?;
+    let (connection, summary) = common::connect_to_vm(settings, printer, &arguments.vm).await?;
     let no_window = |why: &str| CliError::NotFound {
         message: format!("{} has no open access window{why}", summary.name),
         hint: Some(format!("open one with `jit connect {}`", arguments.vm)),

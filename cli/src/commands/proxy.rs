@@ -42,7 +42,7 @@ pub(crate) async fn run(
         Verbosity::Quiet
     });
     let connection = common::connect(settings, &printer).await?;
-    let (_, scope) = common::scope(&connection, settings, None).await?;
+    let scope = common::scope_for_vm(&connection, settings, &arguments.vm).await?;
     // `ssh` passes %p, which is 22 unless configured: read 22 as "the SSH port".
     let ports = match arguments.port {
         None | Some(22) => PortArgs {
