@@ -35,11 +35,18 @@ pub struct NetworkSecurityGroupsGetOptions {
     pub expand: Option<String>,
 }
 
-fn expand_query(expand: Option<&str>) -> Vec<(&str, &str)> {
-    expand
+/// GET a Network resource, with `$expand` when given: every read here is this call.
+async fn get_expanded<T: serde::de::DeserializeOwned>(
+    arm: &ArmClient,
+    path: &str,
+    expand: Option<String>,
+) -> Result<T, ArmError> {
+    let query: Vec<(&str, &str)> = expand
+        .as_deref()
         .map(|expand| ("$expand", expand))
         .into_iter()
-        .collect()
+        .collect();
+    arm.get_json(path, NETWORK_API_VERSION, &query).await
 }
 
 /// Network interfaces.
@@ -67,10 +74,7 @@ impl NetworkInterfacesClient {
             "{}/providers/Microsoft.Network/networkInterfaces/{name}",
             resource_group_path(subscription_id, resource_group)?
         );
-        let expand = options.and_then(|options| options.expand);
-        self.arm
-            .get_json(&path, NETWORK_API_VERSION, &expand_query(expand.as_deref()))
-            .await
+        get_expanded(&self.arm, &path, options.and_then(|options| options.expand)).await
     }
 
     /// One NIC by id (as referenced from a VM).
@@ -80,14 +84,12 @@ impl NetworkInterfacesClient {
         options: Option<NetworkInterfacesGetOptions>,
     ) -> Result<NetworkInterface, ArmError> {
         let id = id_of_type(id, "Microsoft.Network/networkInterfaces")?;
-        let expand = options.and_then(|options| options.expand);
-        self.arm
-            .get_json(
-                id.as_str(),
-                NETWORK_API_VERSION,
-                &expand_query(expand.as_deref()),
-            )
-            .await
+        get_expanded(
+            &self.arm,
+            id.as_str(),
+            options.and_then(|options| options.expand),
+        )
+        .await
     }
 }
 
@@ -116,10 +118,7 @@ impl PublicIpAddressesClient {
             "{}/providers/Microsoft.Network/publicIPAddresses/{name}",
             resource_group_path(subscription_id, resource_group)?
         );
-        let expand = options.and_then(|options| options.expand);
-        self.arm
-            .get_json(&path, NETWORK_API_VERSION, &expand_query(expand.as_deref()))
-            .await
+        get_expanded(&self.arm, &path, options.and_then(|options| options.expand)).await
     }
 
     /// One public IP by id (as referenced from a NIC).
@@ -129,14 +128,12 @@ impl PublicIpAddressesClient {
         options: Option<PublicIpAddressesGetOptions>,
     ) -> Result<PublicIpAddress, ArmError> {
         let id = id_of_type(id, "Microsoft.Network/publicIPAddresses")?;
-        let expand = options.and_then(|options| options.expand);
-        self.arm
-            .get_json(
-                id.as_str(),
-                NETWORK_API_VERSION,
-                &expand_query(expand.as_deref()),
-            )
-            .await
+        get_expanded(
+            &self.arm,
+            id.as_str(),
+            options.and_then(|options| options.expand),
+        )
+        .await
     }
 }
 
@@ -167,10 +164,7 @@ impl SubnetsClient {
             "{}/providers/Microsoft.Network/virtualNetworks/{virtual_network}/subnets/{subnet}",
             resource_group_path(subscription_id, resource_group)?
         );
-        let expand = options.and_then(|options| options.expand);
-        self.arm
-            .get_json(&path, NETWORK_API_VERSION, &expand_query(expand.as_deref()))
-            .await
+        get_expanded(&self.arm, &path, options.and_then(|options| options.expand)).await
     }
 
     /// One subnet by id (as referenced from a NIC's IP configuration).
@@ -180,14 +174,12 @@ impl SubnetsClient {
         options: Option<SubnetsGetOptions>,
     ) -> Result<Subnet, ArmError> {
         let id = id_of_type(id, "Microsoft.Network/virtualNetworks/subnets")?;
-        let expand = options.and_then(|options| options.expand);
-        self.arm
-            .get_json(
-                id.as_str(),
-                NETWORK_API_VERSION,
-                &expand_query(expand.as_deref()),
-            )
-            .await
+        get_expanded(
+            &self.arm,
+            id.as_str(),
+            options.and_then(|options| options.expand),
+        )
+        .await
     }
 }
 
@@ -212,10 +204,7 @@ impl NetworkSecurityGroupsClient {
         options: Option<NetworkSecurityGroupsGetOptions>,
     ) -> Result<NetworkSecurityGroup, ArmError> {
         let path = nsg_path(subscription_id, resource_group, name)?;
-        let expand = options.and_then(|options| options.expand);
-        self.arm
-            .get_json(&path, NETWORK_API_VERSION, &expand_query(expand.as_deref()))
-            .await
+        get_expanded(&self.arm, &path, options.and_then(|options| options.expand)).await
     }
 
     /// One NSG by id (as referenced from a NIC or subnet).
@@ -225,14 +214,12 @@ impl NetworkSecurityGroupsClient {
         options: Option<NetworkSecurityGroupsGetOptions>,
     ) -> Result<NetworkSecurityGroup, ArmError> {
         let id = id_of_type(id, "Microsoft.Network/networkSecurityGroups")?;
-        let expand = options.and_then(|options| options.expand);
-        self.arm
-            .get_json(
-                id.as_str(),
-                NETWORK_API_VERSION,
-                &expand_query(expand.as_deref()),
-            )
-            .await
+        get_expanded(
+            &self.arm,
+            id.as_str(),
+            options.and_then(|options| options.expand),
+        )
+        .await
     }
 
     /// The NSG's own rules, without the defaults (`SecurityRules_List`).
