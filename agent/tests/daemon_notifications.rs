@@ -186,7 +186,7 @@ async fn notifications_on_the_private_bus() {
     let (app, summary, body) = next().await;
     assert_eq!(app, "jit");
     assert_eq!(summary, "api-01: port 22 open");
-    assert!(body.contains("jit extend api-01"), "{body}");
+    assert!(body.contains("jit extend rg-web/api-01"), "{body}");
 
     let (app, summary, body) = next().await;
     assert_eq!(app, "jit");
@@ -195,7 +195,7 @@ async fn notifications_on_the_private_bus() {
         body.starts_with("port 22 on api-01 (rg-web) closes at "),
         "{body}"
     );
-    assert!(body.ends_with("Extend: jit extend api-01"), "{body}");
+    assert!(body.ends_with("Extend: jit extend rg-web/api-01"), "{body}");
 
     let (app, summary, body) = next().await;
     assert_eq!(app, "jit");
@@ -204,7 +204,7 @@ async fn notifications_on_the_private_bus() {
         body.starts_with("port 22 on api-01 (rg-web) closed"),
         "{body}"
     );
-    assert!(body.ends_with("jit connect api-01"), "{body}");
+    assert!(body.ends_with("jit connect rg-web/api-01"), "{body}");
 
     let status = client.status().await.expect("status");
     assert_eq!(

@@ -120,3 +120,86 @@ async fn another_user_cannot_use_the_socket() {
     assert!(client.list_windows().await.is_ok());
     agent.stop().await.expect("stop");
 }
+
+const HELPER_LISTEN: &str = "JIT_TEST_PEER_LISTEN";
+
+/// Not a test: as another user, listens where the agent's socket would be, accepts one
+/// connection and prints how many bytes the client sent before giving up.
+#[test]
+#[ignore = "helper process, started by an_agent_of_another_user_is_refused_before_anything_is_sent"]
+#[allow(
+    clippy::print_stdout,
+    reason = "stdout is how the helper reports to the test"
+)]
+fn listen_as_another_user() {
+    use std::io::Read as _;
+
+    let Some(socket) = std::env::var_os(HELPER_LISTEN) else {
+        panic!(
+            "this helper runs only as the other user of an_agent_of_another_user_is_refused_before_anything_is_sent"
+        );
+    };
+    let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    println!("READY");
+    let (mut stream, _) = listener.accept().expect("accept");
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(3)));
+    let mut received = Vec::new();
+    let _ = stream.read_to_end(&mut received);
+    println!("OUTCOME received {} bytes", received.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_of_another_user_is_refused_before_anything_is_sent() {
+    if !rustix::process::geteuid().is_root() {
+        let note = "not root: cannot become another user here; the uid comparison is unit-tested";
+        let _ = writeln!(std::io::stderr(), "{note}");
+        return;
+    }
+    let dirs = dirs();
+    // A runtime dir someone else could write to (a shared or misconfigured
+    // JIT_RUNTIME_DIR), where another user's process listens first.
+    chmod(dirs.temp.path(), 0o755);
+    std::fs::create_dir_all(dirs.paths.runtime_dir()).expect("runtime dir");
+    chmod(dirs.paths.runtime_dir(), 0o777);
+    let socket = dirs.paths.socket();
+    let mut helper = Command::new(this_test_binary())
+        .args([
+            "--exact",
+            "listen_as_another_user",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(HELPER_LISTEN, &socket)
+        .current_dir("/")
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the helper as nobody");
+    let stdout = helper.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert!(ready.contains("READY"), "the helper did not start: {ready}");
+
+    let error = AgentClient::connect(&dirs.paths, VERSION, Duration::from_secs(5))
+        .await
+        .expect_err("a stranger's agent is refused");
+    assert!(
+        matches!(error, jit_agent::daemon::ClientError::Stranger { ref reason, .. } if reason.contains("uid 65534")),
+        "{error:?}"
+    );
+    let outcome = lines
+        .find_map(|line| {
+            line.ok()?
+                .split_once("OUTCOME ")
+                .map(|(_, outcome)| outcome.to_owned())
+        })
+        .unwrap_or_default();
+    let _ = helper.wait();
+    assert_eq!(
+        outcome, "received 0 bytes",
+        "not even the handshake was sent"
+    );
+}

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use jit_agent::access::ownership::ClientTag;
 use jit_agent::daemon::notifier::LogNotifier;
 use jit_agent::daemon::{
     AccessBackend, Agent, AgentConfig, AgentPaths, AzureBackend, DesktopNotifier, Notifier,
@@ -20,7 +21,7 @@ use jit_agent::daemon::{
 };
 use tracing_subscriber::EnvFilter;
 
-use crate::commands::agent_link::agent_profile;
+use crate::agent_support::agent_profile;
 use crate::connection::AzureConnection;
 use crate::printer::{Printer, Verbosity};
 use crate::settings::{GlobalSettings, OutputFormat};
@@ -59,7 +60,12 @@ pub fn azure_backend(settings: &GlobalSettings) -> Result<AzureBackend, String> 
     let quiet = Printer::new(OutputFormat::Table, Verbosity::Quiet, false);
     let connection =
         AzureConnection::new(&settings.azure, &quiet).map_err(|error| format!("{error:#}"))?;
-    Ok(AzureBackend::new(connection.arm, agent_profile(settings)))
+    // The agent tells its user's requests from others' by the tag `jit` requests carry.
+    let tag = crate::agent_support::agent_paths(settings)
+        .and_then(|paths| ClientTag::load_or_create(paths.state_dir()))
+        .map_err(|error| tracing::warn!(%error, "no client tag: newer requests are never adopted"))
+        .ok();
+    Ok(AzureBackend::new(connection.arm, agent_profile(settings)).with_tag(tag))
 }
 
 /// Runs the agent for `settings` at `paths` until a client asks it to shut down or the

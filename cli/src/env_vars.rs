@@ -69,6 +69,10 @@ pub const IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
 /// Managed identity header secret that goes with [`IDENTITY_ENDPOINT`].
 pub const IDENTITY_HEADER: &str = "IDENTITY_HEADER";
 
+/// Where the Azure CLI keeps its sign-in (default `~/.azure`); read to tell which
+/// account `az` is signed in to, never written.
+pub const AZURE_CONFIG_DIR: &str = "AZURE_CONFIG_DIR";
+
 /// Every variable above, with its one-line description, for `jit config show` and docs.
 pub const ALL: &[(&str, &str)] = &[
     (JIT_CONFIG, "path of the configuration file"),
@@ -119,4 +123,8 @@ pub const ALL: &[(&str, &str)] = &[
     ),
     (IDENTITY_ENDPOINT, "managed identity endpoint"),
     (IDENTITY_HEADER, "managed identity header secret"),
+    (
+        AZURE_CONFIG_DIR,
+        "the Azure CLI's directory, to tell which account az is signed in to",
+    ),
 ];

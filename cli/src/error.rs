@@ -1,13 +1,18 @@
 //! Exit codes, and the one place errors are turned into them.
 //!
 //! Commands return `anyhow::Error` with context; [`classify`] walks the chain once, finds
-//! the typed error that decides the outcome (an ARM error, an access-flow error, a usage
-//! error) and maps it to an [`ExitStatus`] and a hint. Scripts can rely on the codes:
-//! they are documented in `docs/exit-codes.md` and never reused for something else.
+//! the typed error that decides the outcome (an access-flow error, an ARM error, a usage
+//! error) and maps it to an [`ExitStatus`] and a hint. Hints name the flags of the
+//! command that failed ([`CommandKind`]): `jit proxy` takes its port as an argument, `jit
+//! request` has its own `--enable`. Scripts can rely on the codes: they are documented
+//! in `docs/exit-codes.md` (a test walks that table) and never reused for something else.
 
 use std::fmt::Write as _;
 
 use jit_agent::access::enable::ChangeError;
+use jit_agent::access::extend::ExtendError;
+use jit_agent::access::flow::FlowError;
+use jit_agent::access::locate::{LocateError, VmSummary};
 use jit_agent::access::plan::PlanError;
 use jit_agent::access::request::RequestError;
 use jit_agent::azure::arm::{ArmError, ArmErrorKind};
@@ -56,6 +61,33 @@ impl ExitStatus {
             Self::Unavailable => 8,
             Self::Interrupted => 130,
             Self::Child(code) => code,
+        }
+    }
+}
+
+/// Which command failed, for hints that name its own flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandKind {
+    /// `jit connect`.
+    Connect,
+    /// `jit request`.
+    Request,
+    /// `jit proxy`.
+    Proxy,
+    /// `jit extend`.
+    Extend,
+    /// Any other command.
+    Other,
+}
+
+impl CommandKind {
+    /// The command's name.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Connect | Self::Other => "connect",
+            Self::Request => "request",
+            Self::Proxy => "proxy",
+            Self::Extend => "extend",
         }
     }
 }
@@ -123,7 +155,7 @@ pub struct Report {
 }
 
 /// Classifies an error into an exit status, a one-line message and a hint.
-pub fn classify(error: &anyhow::Error) -> Report {
+pub fn classify(error: &anyhow::Error, command: CommandKind) -> Report {
     let mut message = String::new();
     for (index, cause) in error.chain().enumerate() {
         let text = cause.to_string();
@@ -138,6 +170,15 @@ pub fn classify(error: &anyhow::Error) -> Report {
     }
 
     for cause in error.chain() {
+        if let Some(flow_error) = cause.downcast_ref::<FlowError>() {
+            let (status, hint) = flow_outcome(flow_error, command);
+            return Report {
+                status,
+                message,
+                hint,
+                silent: false,
+            };
+        }
         let arm_error = cause
             .downcast_ref::<ArmError>()
             .or_else(|| match cause.downcast_ref::<ChangeError>() {
@@ -158,7 +199,10 @@ pub fn classify(error: &anyhow::Error) -> Report {
         }
         if let Some(change_error) = cause.downcast_ref::<ChangeError>() {
             let (status, hint) = match change_error {
-                ChangeError::NotEnabled => (ExitStatus::Unavailable, None),
+                ChangeError::NotEnabled => (
+                    ExitStatus::Unavailable,
+                    Some("`jit list` shows which VMs have JIT".to_owned()),
+                ),
                 ChangeError::BadVmId(_) => (ExitStatus::Usage, None),
                 ChangeError::NotVerified { .. } | ChangeError::Azure(_) => (
                     ExitStatus::Azure,
@@ -186,7 +230,7 @@ pub fn classify(error: &anyhow::Error) -> Report {
             return Report {
                 status: ExitStatus::Usage,
                 message,
-                hint: plan_hint(plan_error),
+                hint: plan_hint(plan_error, command),
                 silent: false,
             };
         }
@@ -234,19 +278,30 @@ fn arm_status(error: &ArmError) -> ExitStatus {
     }
 }
 
-fn plan_hint(error: &PlanError) -> Option<String> {
+fn plan_hint(error: &PlanError, command: CommandKind) -> Option<String> {
     match error {
-        PlanError::PortNotInPolicy { .. } => {
-            Some("choose one of the policy's ports with --port, or add the port with `jit enable --port`".to_owned())
-        }
-        PlanError::DurationTooLong { .. } => {
-            Some("ask for less with --duration, or raise the maximum with `jit enable --max-duration`".to_owned())
-        }
+        PlanError::PortNotInPolicy { .. } if command == CommandKind::Proxy => Some(
+            "use one of the policy's ports as the port ssh connects to (`Port` in ~/.ssh/config, or `ssh -p`), or add the port with `jit enable --port`"
+                .to_owned(),
+        ),
+        PlanError::PortNotInPolicy { .. } => Some(
+            "choose one of the policy's ports with --port, or add the port with `jit enable --port`"
+                .to_owned(),
+        ),
+        PlanError::DurationTooLong { .. } => Some(
+            "ask for less with --duration, or raise the maximum with `jit enable --max-duration`"
+                .to_owned(),
+        ),
         PlanError::SourceNotAllowed { .. } | PlanError::AnyNotAllowed { .. } => Some(
             "pass --source with one of the allowed sources (JIT matches them literally)".to_owned(),
         ),
+        PlanError::OnlyEveryone { .. } => Some(
+            "pass --source any to open the port to every address (the policy allows nothing narrower for you), or ask an admin for a narrower range"
+                .to_owned(),
+        ),
         PlanError::AddressUnknown { .. } => Some(
-            "pass --source with the allowed range you connect from, or check JIT_MY_IP_URLS".to_owned(),
+            "pass --source with the allowed range you connect from, or check JIT_MY_IP_URLS"
+                .to_owned(),
         ),
         PlanError::Ipv6Source(_) | PlanError::BadSource(_) => {
             Some("pass an IPv4 address or range, for example --source 203.0.113.7".to_owned())
@@ -254,6 +309,188 @@ fn plan_hint(error: &PlanError) -> Option<String> {
         PlanError::NoPorts | PlanError::BadMaximum { .. } => {
             Some("fix the VM's JIT policy with `jit enable`".to_owned())
         }
+    }
+}
+
+/// The status and hint of an access-flow failure, for `command`.
+fn flow_outcome(error: &FlowError, command: CommandKind) -> (ExitStatus, Option<String>) {
+    let name = command.name();
+    match error {
+        FlowError::Locate(error) => locate_outcome(error),
+        FlowError::NotFound {
+            suggestions,
+            narrowed,
+            ..
+        } => {
+            let mut hint = match suggestions.as_slice() {
+                [] => "check the name with `jit list`".to_owned(),
+                [one] => format!("did you mean {one}?"),
+                many => format!("did you mean one of {}?", many.join(", ")),
+            };
+            if *narrowed {
+                hint.push_str(
+                    "; the search was limited by --subscription, JIT_SUBSCRIPTIONS or a resource group",
+                );
+            }
+            (ExitStatus::NotFound, Some(hint))
+        }
+        FlowError::NotChosen => (ExitStatus::Interrupted, None),
+        FlowError::Classic { .. } => (
+            ExitStatus::Unavailable,
+            Some("migrate the VM to Azure Resource Manager to use JIT".to_owned()),
+        ),
+        FlowError::NotRunning { declined: true, .. }
+        | FlowError::NotEnabled { declined: true, .. } => (ExitStatus::Interrupted, None),
+        FlowError::NotRunning { vm, .. } => (
+            ExitStatus::Unavailable,
+            Some(match command {
+                CommandKind::Connect | CommandKind::Request => {
+                    format!("start it with `jit {name} {vm} --start`")
+                }
+                _ => format!("start it first: `jit connect {vm} --start --no-launch`"),
+            }),
+        ),
+        FlowError::NotEnabled { vm, .. } => (
+            ExitStatus::Unavailable,
+            Some(match command {
+                CommandKind::Connect | CommandKind::Request => {
+                    format!("enable it with `jit {name} {vm} --enable` or `jit enable {vm}`")
+                }
+                _ => format!("an admin can enable it with `jit enable {vm}`"),
+            }),
+        ),
+        FlowError::NoNetworkSecurityGroup { .. } => (
+            ExitStatus::Unavailable,
+            Some(
+                "attach a network security group to the VM's NIC or subnet, then enable JIT"
+                    .to_owned(),
+            ),
+        ),
+        FlowError::NoAddress { .. } => (
+            ExitStatus::Unavailable,
+            Some(
+                "give the VM a public IP, or put it behind an Azure Firewall in its JIT policy"
+                    .to_owned(),
+            ),
+        ),
+        FlowError::NamedTwice { .. } => (ExitStatus::Usage, None),
+        FlowError::ReadVm { error, .. } | FlowError::StartVm { error, .. } => {
+            (arm_status(error), Some(error.hint()))
+        }
+        FlowError::Enable { error, .. } => change_outcome(error),
+        FlowError::Plan(error) => (ExitStatus::Usage, plan_hint(error, command)),
+        FlowError::Rule(_) => (
+            ExitStatus::Usage,
+            Some("fix [enable] allowed_sources and max_duration in the config file".to_owned()),
+        ),
+        FlowError::Initiate { error, .. } | FlowError::Wait(error) => {
+            request_outcome(error, command)
+        }
+        FlowError::Extend(error) => extend_outcome(error, command),
+        FlowError::Azure(error) => (arm_status(error), Some(error.hint())),
+    }
+}
+
+fn locate_outcome(error: &LocateError) -> (ExitStatus, Option<String>) {
+    match error {
+        LocateError::Azure(error) => (arm_status(error), Some(error.hint())),
+        LocateError::Ambiguous { candidates, .. } => {
+            let forms: Vec<String> = candidates.iter().map(VmSummary::group_and_name).collect();
+            let mut groups: Vec<String> =
+                forms.iter().map(|form| form.to_ascii_lowercase()).collect();
+            groups.sort();
+            let same_groups = groups.windows(2).any(|pair| pair[0] == pair[1]);
+            let hint = if same_groups {
+                "name it by resource id, or pick the subscription with --subscription".to_owned()
+            } else {
+                format!("name it as resource-group/name: {}", forms.join(" or "))
+            };
+            (ExitStatus::Usage, Some(hint))
+        }
+        LocateError::NotFound { .. } => (
+            ExitStatus::NotFound,
+            Some("check the name with `jit list`".to_owned()),
+        ),
+        LocateError::UnknownSubscription { .. } | LocateError::NoSubscriptions => (
+            ExitStatus::NotFound,
+            Some(
+                "check --subscription, JIT_SUBSCRIPTIONS and the tenant you signed in to"
+                    .to_owned(),
+            ),
+        ),
+        LocateError::BadName { .. } => (
+            ExitStatus::Usage,
+            Some("write a VM as name, resource-group/name or a full resource id".to_owned()),
+        ),
+    }
+}
+
+fn change_outcome(error: &ChangeError) -> (ExitStatus, Option<String>) {
+    match error {
+        ChangeError::Azure(error) => (arm_status(error), Some(error.hint())),
+        ChangeError::NotEnabled => (ExitStatus::Unavailable, None),
+        ChangeError::BadVmId(_) => (ExitStatus::Usage, None),
+        ChangeError::NotVerified { .. } => (
+            ExitStatus::Azure,
+            Some("someone else may be editing the policy; run the command again".to_owned()),
+        ),
+    }
+}
+
+fn request_outcome(error: &RequestError, command: CommandKind) -> (ExitStatus, Option<String>) {
+    match error {
+        RequestError::Azure(error) => (arm_status(error), Some(error.hint())),
+        RequestError::NotRecordedAfterFailure { error } => (
+            arm_status(error),
+            Some("nothing was opened; ask again".to_owned()),
+        ),
+        RequestError::NotApplied { .. } | RequestError::NeverAnswered { .. } => (
+            ExitStatus::Timeout,
+            Some(
+                "check that nothing else blocks the port (another NSG rule, a route, the VM's firewall, a VPN), or wait longer with --timeout"
+                    .to_owned(),
+            ),
+        ),
+        RequestError::WrongService { .. } => (
+            ExitStatus::Unavailable,
+            Some(match command {
+                CommandKind::Proxy => "point ssh at the VM's SSH port".to_owned(),
+                _ => "the port is open but speaks another protocol: choose the port with --ssh, --rdp or --port".to_owned(),
+            }),
+        ),
+        RequestError::Revoked { .. } | RequestError::NotRecorded(_) => (
+            ExitStatus::Unavailable,
+            Some("request access again; `jit show` lists the VM's requests".to_owned()),
+        ),
+        RequestError::Resolve { .. } => (
+            ExitStatus::Unavailable,
+            Some("check the VM's DNS name, or your resolver".to_owned()),
+        ),
+    }
+}
+
+fn extend_outcome(error: &ExtendError, command: CommandKind) -> (ExitStatus, Option<String>) {
+    match error {
+        ExtendError::Azure(error) => (arm_status(error), Some(error.hint())),
+        ExtendError::Request(error) => request_outcome(error, command),
+        ExtendError::Plan(error) => (ExitStatus::Usage, plan_hint(error, command)),
+        ExtendError::NoOwnWindow { reference, .. } => (
+            ExitStatus::NotFound,
+            Some(format!(
+                "open a window of your own with `jit connect {reference}`"
+            )),
+        ),
+        ExtendError::NotInPolicy { vm } | ExtendError::PortNotInPolicy { vm, .. } => (
+            ExitStatus::Unavailable,
+            Some(format!("open a new window with `jit connect {vm}`")),
+        ),
+        ExtendError::SeveralSources { vm, port, .. } => (
+            ExitStatus::Usage,
+            Some(format!(
+                "request the source you need with `jit request {vm} --port {port} --source …`"
+            )),
+        ),
+        ExtendError::EndInPast => (ExitStatus::Usage, None),
     }
 }
 
@@ -271,7 +508,7 @@ mod tests {
         })
         .context("could not connect")
         .expect_err("is an error");
-        let report = classify(&error);
+        let report = classify(&error, CommandKind::Other);
         assert_eq!(report.status, ExitStatus::NotFound);
         assert_eq!(report.status.code(), 3);
         assert_eq!(report.message, "could not connect: no VM named 'web-09'");
@@ -280,7 +517,7 @@ mod tests {
 
     #[test]
     fn unknown_errors_are_plain_failures() {
-        let report = classify(&anyhow::anyhow!("disk full"));
+        let report = classify(&anyhow::anyhow!("disk full"), CommandKind::Other);
         assert_eq!(report.status, ExitStatus::Failure);
         assert_eq!(report.message, "disk full");
     }

@@ -8,15 +8,18 @@
 //! shims over [`main`] and the agent's runner.
 
 pub mod agent_runner;
+pub mod agent_support;
 pub mod args;
 pub mod commands;
 pub mod config_file;
 pub mod connection;
 pub mod env_vars;
 pub mod error;
+pub mod interaction;
 pub mod launch;
 pub mod logging;
 pub mod printer;
+pub mod session;
 pub mod settings;
 pub mod warm_token;
 
@@ -25,7 +28,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 use crate::args::Cli;
-use crate::error::{ExitStatus, classify};
+use crate::error::{CommandKind, ExitStatus, classify};
 use crate::printer::{Printer, Verbosity};
 use crate::settings::{Environment, GlobalSettings, OutputFormat};
 
@@ -52,7 +55,7 @@ pub fn main() -> ExitCode {
                 Verbosity::Normal,
                 environment.get(env_vars::NO_COLOR).is_none(),
             );
-            let report = classify(&anyhow::Error::new(error));
+            let report = classify(&anyhow::Error::new(error), CommandKind::Other);
             printer.error(&report.message, report.hint.as_deref());
             return ExitCode::from(report.status.code());
         }
@@ -62,6 +65,7 @@ pub fn main() -> ExitCode {
         settings.verbosity,
         cli.global.verbose,
         environment.get(env_vars::JIT_LOG),
+        settings.color,
     );
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -74,13 +78,14 @@ pub fn main() -> ExitCode {
             return ExitCode::from(ExitStatus::Failure.code());
         }
     };
+    let kind = commands::kind(&cli.command);
     let result = runtime.block_on(commands::run(cli.command, settings, printer.clone()));
     // Don't wait for stray blocking tasks (a hung `az`) once the command is done.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {
         Ok(status) => ExitCode::from(status.code()),
         Err(error) => {
-            let report = classify(&error);
+            let report = classify(&error, kind);
             if !report.silent {
                 printer.error(&report.message, report.hint.as_deref());
             }

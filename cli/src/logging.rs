@@ -5,12 +5,15 @@
 //! expression (`JIT_LOG=jit_agent=trace,azure_core=debug`). Logs are for
 //! troubleshooting, never for data; nothing logged may contain a token or a secret.
 
+use std::io::IsTerminal as _;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::printer::Verbosity;
 
-/// Installs the global subscriber. Safe to call once per process.
-pub fn init(verbosity: Verbosity, verbose_count: u8, filter: Option<&str>) {
+/// Installs the global subscriber. Safe to call once per process. Colours only when
+/// `color` allows them (`--no-color`, `NO_COLOR`) and stderr is a terminal.
+pub fn init(verbosity: Verbosity, verbose_count: u8, filter: Option<&str>, color: bool) {
     let default = match (verbosity, verbose_count) {
         (Verbosity::Verbose, 0 | 1) => "jit=debug,jit_agent=debug",
         (Verbosity::Verbose, _) => {
@@ -25,6 +28,7 @@ pub fn init(verbosity: Verbosity, verbose_count: u8, filter: Option<&str>) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(true)
+        .with_ansi(color && std::io::stderr().is_terminal())
         .without_time()
         .try_init();
 }

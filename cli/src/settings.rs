@@ -12,11 +12,18 @@ use std::path::PathBuf;
 use jiff::SignedDuration;
 use serde::Serialize;
 
-use crate::args::{self, GlobalArgs};
-use crate::config_file::{ConfigFile, VmSection};
+use jit_agent::access::flow::AccessAsk;
+use jit_agent::access::locate::VmQuery;
+use jit_agent::access::plan::{PortPreference, SourceRequest};
+
+use crate::args::{self, AccessArgs, GlobalArgs, PortArgs};
+use crate::config_file::{
+    AgentSection, ConfigFile, EnableSection, RdpSection, SshSection, VmSection,
+};
 use crate::env_vars;
 use crate::error::CliError;
-use crate::printer::Verbosity;
+use crate::printer::format::format_duration;
+pub use crate::printer::{OutputFormat, Verbosity};
 
 /// The "what is my IP" services asked by default. Each answers an HTTPS GET with the
 /// caller's address as plain text.
@@ -82,14 +89,6 @@ impl Environment {
     }
 }
 
-/// Output format for data on stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutputFormat {
-    Table,
-    Json,
-}
-
 /// How to sign in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -150,6 +149,8 @@ pub struct AzureSettings {
     pub federated_token_file: Option<PathBuf>,
     pub managed_identity_endpoint: Option<String>,
     pub managed_identity_header: Option<Secret>,
+    /// The Azure CLI's configuration directory (`AZURE_CONFIG_DIR`, else `~/.azure`).
+    pub azure_cli_dir: Option<PathBuf>,
     /// Subscriptions searched by default; empty means every visible subscription.
     pub subscriptions: Vec<String>,
     #[serde(serialize_with = "serialize_duration")]
@@ -385,6 +386,171 @@ impl GlobalSettings {
     }
 }
 
+impl GlobalSettings {
+    /// The resolved settings in the configuration file's own schema, so that `jit config
+    /// show > file` and `jit --config file` agree. Secrets have no place in the file and
+    /// are left out; so are settings with no key there (output colour, verbosity).
+    pub fn to_config_file(&self) -> ConfigFile {
+        let azure = &self.azure;
+        let (cloud, arm_endpoint, authority_host, arm_audience) = match &azure.cloud {
+            CloudSettings::Named(name) => (Some(name.clone()), None, None, None),
+            CloudSettings::Custom {
+                arm_endpoint,
+                authority_host,
+                audience,
+            } => (
+                None,
+                Some(arm_endpoint.clone()),
+                Some(authority_host.clone()),
+                audience.clone(),
+            ),
+        };
+        let some_list = |items: &[String]| (!items.is_empty()).then(|| items.to_vec());
+        ConfigFile {
+            cloud,
+            arm_endpoint,
+            authority_host,
+            arm_audience,
+            ca_files: (!azure.ca_files.is_empty()).then(|| azure.ca_files.clone()),
+            auth: Some(
+                match azure.auth {
+                    AuthMethod::Auto => "auto",
+                    AuthMethod::Cli => "cli",
+                    AuthMethod::ServicePrincipal => "service-principal",
+                    AuthMethod::ManagedIdentity => "managed-identity",
+                    AuthMethod::WorkloadIdentity => "workload-identity",
+                }
+                .to_owned(),
+            ),
+            tenant: azure.tenant.clone(),
+            client_id: azure.client_id.clone(),
+            subscriptions: some_list(&azure.subscriptions),
+            output: Some(
+                match self.output {
+                    OutputFormat::Table => "table",
+                    OutputFormat::Json => "json",
+                }
+                .to_owned(),
+            ),
+            my_ip_urls: Some(self.access.my_ip_urls.clone()),
+            justification: self.access.justification.clone(),
+            duration: self.access.duration.map(format_duration),
+            wait_timeout: Some(format_duration(self.access.wait_timeout)),
+            max_retry_wait: Some(format_duration(azure.max_retry_wait)),
+            ssh: Some(SshSection {
+                program: Some(self.launch.ssh_program.clone()),
+                args: Some(self.launch.ssh_args.clone()),
+            }),
+            rdp: Some(RdpSection {
+                program: self.launch.rdp_program.clone(),
+                args: Some(self.launch.rdp_args.clone()),
+            }),
+            agent: Some(AgentSection {
+                autostart: Some(self.agent.autostart),
+                notify_before: Some(format_duration(self.agent.notify_before)),
+                refresh_interval: Some(format_duration(self.agent.refresh_interval)),
+                notifications: Some(self.agent.notifications),
+            }),
+            enable: Some(EnableSection {
+                allowed_sources: Some(self.enable.allowed_sources.clone()),
+                max_duration: Some(format_duration(self.enable.max_duration)),
+            }),
+            vms: (!self.vms.is_empty()).then(|| self.vms.clone()),
+        }
+    }
+}
+
+/// What `connect`, `request` and `proxy` were asked, with every fallback (flag, config
+/// file, default) resolved once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessCommand {
+    /// Which port.
+    pub ports: PortPreference,
+    /// Which source (`None`: the VM's section, else the caller's address).
+    pub source: Option<SourceRequest>,
+    /// How long (`None`: the policy's maximum).
+    pub duration: Option<SignedDuration>,
+    /// Why, recorded in the request.
+    pub justification: Option<String>,
+    /// How long to wait for the port.
+    pub timeout: std::time::Duration,
+    /// Start a stopped VM without asking.
+    pub start: bool,
+    /// Enable JIT without asking.
+    pub enable: bool,
+}
+
+impl AccessCommand {
+    /// Resolves the access flags of a command against the settings.
+    pub fn resolve(
+        access: &AccessArgs,
+        ports: &PortArgs,
+        settings: &GlobalSettings,
+    ) -> Result<Self, CliError> {
+        let duration = match access.duration.as_deref() {
+            Some(text) => Some(parse_duration(text, "--duration")?),
+            None => settings.access.duration,
+        };
+        let timeout = match access.timeout.as_deref() {
+            Some(text) => parse_duration(text, "--timeout")?,
+            None => settings.access.wait_timeout,
+        };
+        let source = access
+            .source
+            .as_deref()
+            .map(SourceRequest::parse)
+            .transpose()
+            .map_err(|error| CliError::Usage {
+                message: format!("--source: {error}"),
+                hint: Some("pass an IPv4 address, an IPv4 range or `any`".to_owned()),
+            })?;
+        Ok(Self {
+            ports: port_preference(ports),
+            source,
+            duration,
+            justification: access
+                .justification
+                .clone()
+                .or_else(|| settings.access.justification.clone())
+                .filter(|text| !text.trim().is_empty()),
+            // Saturates: a timeout of a thousand years is "as long as JIT allows".
+            timeout: std::time::Duration::try_from(timeout).unwrap_or(std::time::Duration::MAX),
+            start: access.start,
+            enable: access.enable,
+        })
+    }
+
+    /// The flow's ask for one VM named as typed.
+    pub fn ask(&self, vm: &str) -> Result<AccessAsk, CliError> {
+        Ok(AccessAsk {
+            vm: parse_vm(vm)?,
+            ports: self.ports,
+            source: self.source.clone(),
+            duration: self.duration,
+            start: self.start,
+            enable: self.enable,
+        })
+    }
+}
+
+/// Which port the flags ask for.
+pub fn port_preference(ports: &PortArgs) -> PortPreference {
+    match (ports.ssh, ports.rdp, ports.port) {
+        (true, _, _) => PortPreference::Ssh,
+        (_, true, _) => PortPreference::Rdp,
+        (_, _, Some(number)) => PortPreference::Number(number),
+        _ => PortPreference::Automatic,
+    }
+}
+
+/// A VM as typed: a name, `resource-group/name`, or a resource id.
+pub fn parse_vm(text: &str) -> Result<VmQuery, CliError> {
+    VmQuery::parse(text).map_err(|error| CliError::Usage {
+        message: error.to_string(),
+        hint: Some("write a VM as name, resource-group/name or a full resource id".to_owned()),
+    })
+}
+
 /// Where the config file lives when nothing says otherwise.
 pub fn default_config_path() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "jit").map(|dirs| dirs.config_dir().join("config.toml"))
@@ -423,57 +589,7 @@ fn resolve_azure(
     environment: &Environment,
     file: &ConfigFile,
 ) -> Result<AzureSettings, CliError> {
-    let arm_endpoint = environment
-        .get(env_vars::JIT_ARM_ENDPOINT)
-        .map(str::to_owned)
-        .or_else(|| file.arm_endpoint.clone());
-    let authority_host = environment
-        .get(env_vars::JIT_AUTHORITY_HOST)
-        .map(str::to_owned)
-        .or_else(|| file.authority_host.clone());
-    let cloud_name = args
-        .cloud
-        .clone()
-        .or_else(|| environment.get(env_vars::JIT_CLOUD).map(str::to_owned))
-        .or_else(|| file.cloud.clone());
-    let cloud = match (arm_endpoint, cloud_name) {
-        (Some(arm_endpoint), _) => {
-            let arm_endpoint = validate_endpoint(&arm_endpoint, "ARM endpoint")?;
-            let authority_host = match authority_host {
-                Some(host) => validate_endpoint(&host, "authority host")?,
-                None => {
-                    return Err(CliError::Usage {
-                        message: "a custom ARM endpoint needs an authority host too".to_owned(),
-                        hint: Some(format!(
-                            "set {} or authority_host in the config file",
-                            env_vars::JIT_AUTHORITY_HOST
-                        )),
-                    });
-                }
-            };
-            CloudSettings::Custom {
-                arm_endpoint,
-                authority_host,
-                audience: file.arm_audience.clone(),
-            }
-        }
-        (None, name) => {
-            let name = name.unwrap_or_else(|| "AzureCloud".to_owned());
-            let known = ["AzureCloud", "AzureUSGovernment", "AzureChinaCloud"];
-            match known.iter().find(|known| known.eq_ignore_ascii_case(&name)) {
-                Some(known) => CloudSettings::Named((*known).to_owned()),
-                None => {
-                    return Err(CliError::Usage {
-                        message: format!("unknown cloud '{name}'"),
-                        hint: Some(
-                            "use AzureCloud, AzureUSGovernment or AzureChinaCloud, or set a custom ARM endpoint"
-                                .to_owned(),
-                        ),
-                    });
-                }
-            }
-        }
-    };
+    let cloud = resolve_cloud(args, environment, file)?;
 
     let mut ca_files: Vec<PathBuf> = file.ca_files.clone().unwrap_or_default();
     if let Some(path) = environment.get(env_vars::JIT_CA_FILE) {
@@ -544,6 +660,10 @@ fn resolve_azure(
         managed_identity_header: environment
             .get(env_vars::IDENTITY_HEADER)
             .map(|header| Secret(header.to_owned())),
+        azure_cli_dir: environment
+            .get(env_vars::AZURE_CONFIG_DIR)
+            .map(PathBuf::from)
+            .or_else(|| directories::BaseDirs::new().map(|dirs| dirs.home_dir().join(".azure"))),
         subscriptions,
         max_retry_wait: file
             .max_retry_wait
@@ -552,6 +672,83 @@ fn resolve_azure(
             .transpose()?
             .unwrap_or(DEFAULT_MAX_RETRY_WAIT),
     })
+}
+
+/// The cloud, by precedence level: `--cloud` wins over the environment, which wins over
+/// the config file. Within one level a cloud name and a custom endpoint contradict each
+/// other, and that is an error rather than a silent choice.
+fn resolve_cloud(
+    args: &GlobalArgs,
+    environment: &Environment,
+    file: &ConfigFile,
+) -> Result<CloudSettings, CliError> {
+    let custom = |arm_endpoint: &str, authority_host: Option<&str>| {
+        let arm_endpoint = validate_endpoint(arm_endpoint, "ARM endpoint")?;
+        let authority_host = match authority_host {
+            Some(host) => validate_endpoint(host, "authority host")?,
+            None => {
+                return Err(CliError::Usage {
+                    message: "a custom ARM endpoint needs an authority host too".to_owned(),
+                    hint: Some(format!(
+                        "set {} or authority_host in the config file",
+                        env_vars::JIT_AUTHORITY_HOST
+                    )),
+                });
+            }
+        };
+        Ok(CloudSettings::Custom {
+            arm_endpoint,
+            authority_host,
+            audience: file.arm_audience.clone(),
+        })
+    };
+    let authority_host = environment
+        .get(env_vars::JIT_AUTHORITY_HOST)
+        .or(file.authority_host.as_deref());
+    if let Some(name) = &args.cloud {
+        return named_cloud(name);
+    }
+    match (
+        environment.get(env_vars::JIT_CLOUD),
+        environment.get(env_vars::JIT_ARM_ENDPOINT),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(CliError::Usage {
+                message: format!(
+                    "{} and {} are both set and name different clouds",
+                    env_vars::JIT_CLOUD,
+                    env_vars::JIT_ARM_ENDPOINT
+                ),
+                hint: Some("unset one of them".to_owned()),
+            });
+        }
+        (Some(name), None) => return named_cloud(name),
+        (None, Some(endpoint)) => return custom(endpoint, authority_host),
+        (None, None) => {}
+    }
+    match (&file.cloud, &file.arm_endpoint) {
+        (Some(_), Some(_)) => Err(CliError::Usage {
+            message: "the config file sets both cloud and arm_endpoint".to_owned(),
+            hint: Some("keep one of them".to_owned()),
+        }),
+        (Some(name), None) => named_cloud(name),
+        (None, Some(endpoint)) => custom(endpoint, authority_host),
+        (None, None) => named_cloud("AzureCloud"),
+    }
+}
+
+fn named_cloud(name: &str) -> Result<CloudSettings, CliError> {
+    let known = ["AzureCloud", "AzureUSGovernment", "AzureChinaCloud"];
+    match known.iter().find(|known| known.eq_ignore_ascii_case(name)) {
+        Some(known) => Ok(CloudSettings::Named((*known).to_owned())),
+        None => Err(CliError::Usage {
+            message: format!("unknown cloud '{name}'"),
+            hint: Some(
+                "use AzureCloud, AzureUSGovernment or AzureChinaCloud, or set a custom ARM endpoint"
+                    .to_owned(),
+            ),
+        }),
+    }
 }
 
 fn validate_endpoint(text: &str, what: &str) -> Result<String, CliError> {
@@ -584,23 +781,6 @@ pub fn parse_duration(text: &str, what: &str) -> Result<SignedDuration, CliError
             hint: Some("write it like 30m, 2h, 1h30m or PT1H".to_owned()),
         }),
     }
-}
-
-/// Formats a duration the way people write it: `3h`, `1h30m`, `45m`, `20s`.
-pub fn format_duration(duration: SignedDuration) -> String {
-    let total = duration.as_secs().max(0);
-    let (hours, minutes, seconds) = (total / 3600, (total % 3600) / 60, total % 60);
-    let mut text = String::new();
-    if hours > 0 {
-        text.push_str(&format!("{hours}h"));
-    }
-    if minutes > 0 {
-        text.push_str(&format!("{minutes}m"));
-    }
-    if seconds > 0 || text.is_empty() {
-        text.push_str(&format!("{seconds}s"));
-    }
-    text
 }
 
 fn serialize_duration<S: serde::Serializer>(

@@ -14,7 +14,7 @@
 //!   can run every command would pay for a failed start. The first `jit connect` starts
 //!   the agent after its window opens; the commands after it are warm.
 //! - **The agent's sign-in is trusted when its Azure matches.** The agent is matched by
-//!   its profile (the cloud or ARM endpoint, see `agent_link::agent_profile`) and by being
+//!   its profile (the cloud or ARM endpoint, see `agent_support::agent_profile`) and by being
 //!   the same user's; it signs in with the settings it was started with.
 //!   `--no-agent` (or `JIT_NO_AGENT=1`) makes a command use its own credential.
 //! - **Anything unexpected falls back** to the credential the settings describe (built up
@@ -32,7 +32,7 @@ use jit_agent::azure::credential::{ForceRefresh, TokenCache, build_credential};
 use jit_agent::daemon::protocol::PROTOCOL_VERSION;
 use jit_agent::daemon::{AgentClient, AgentPaths, ClientError};
 
-use crate::commands::agent_link;
+use crate::agent_support;
 use crate::connection::{self, AzureConnection, credential_options};
 use crate::printer::Printer;
 use crate::settings::GlobalSettings;
@@ -47,7 +47,7 @@ pub fn connect(settings: &GlobalSettings, printer: &Printer) -> anyhow::Result<A
     if !settings.agent.enabled {
         return AzureConnection::new(&settings.azure, printer);
     }
-    let paths = match agent_link::agent_paths(settings) {
+    let paths = match agent_support::agent_paths(settings) {
         Ok(paths) => paths,
         Err(error) => {
             tracing::debug!(%error, "no agent directories; signing in directly");
@@ -60,7 +60,7 @@ pub fn connect(settings: &GlobalSettings, printer: &Printer) -> anyhow::Result<A
     let source = AgentTokenSource::new(
         paths,
         env!("CARGO_PKG_VERSION"),
-        agent_link::agent_profile(settings),
+        agent_support::agent_profile(settings),
         fallback,
     );
     let credential = Arc::new(TokenCache::new(Arc::new(source)));

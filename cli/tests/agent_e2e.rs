@@ -658,7 +658,7 @@ async fn the_desktop_hears_when_a_window_ends_soon_and_when_it_ended() {
         next_notification(&mut received, "opened", |summary| summary.ends_with("open")).await;
     assert_eq!(app, "jit");
     assert_eq!(summary, format!("api-01: port {port} open"));
-    assert!(body.contains("jit extend api-01"), "{body}");
+    assert!(body.contains("jit extend rg-web/api-01"), "{body}");
 
     // Four minutes before the end on Azure's clock: inside the five-minute warning.
     context
@@ -673,7 +673,7 @@ async fn the_desktop_hears_when_a_window_ends_soon_and_when_it_ended() {
         body.starts_with(&format!("port {port} on api-01 (rg-web) closes at ")),
         "{body}"
     );
-    assert!(body.ends_with("Extend: jit extend api-01"), "{body}");
+    assert!(body.ends_with("Extend: jit extend rg-web/api-01"), "{body}");
     let stdout = on_the_bus(&["status", "-o", "json"]);
     assert_eq!(
         json(&stdout)["windows"][0]["ends_soon_notified"],
@@ -694,7 +694,7 @@ async fn the_desktop_hears_when_a_window_ends_soon_and_when_it_ended() {
         body.starts_with(&format!("port {port} on api-01 (rg-web) closed")),
         "{body}"
     );
-    assert!(body.ends_with("jit connect api-01"), "{body}");
+    assert!(body.ends_with("jit connect rg-web/api-01"), "{body}");
 
     let stdout = on_the_bus(&["status", "-o", "json"]);
     assert_eq!(

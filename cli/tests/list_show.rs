@@ -312,12 +312,13 @@ fn subscriptions_are_chosen_by_name_or_id_and_resource_groups_narrow() {
         .collect();
     assert_eq!(names, ["classic-01", "legacy-01"]);
 
+    // A resource group that does not exist is "not found" (exit 3), as documented.
     let output = context.run(&["list", "-g", "rg-nothing-here"]);
-    assert_success(&output);
     let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(stdout.is_empty(), "{stdout}");
     assert!(
-        stderr.contains("no VMs in resource group rg-nothing-here"),
+        stderr.contains("no resource group 'rg-nothing-here' in 2 subscriptions"),
         "{stderr}"
     );
 }

@@ -117,6 +117,48 @@ pub fn port_rule(
     }
 }
 
+/// The shortest maximum JIT accepts for a port.
+pub const SHORTEST_MAXIMUM: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
+/// The longest maximum JIT accepts for a port.
+pub const LONGEST_MAXIMUM: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
+
+/// Why port rules cannot be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    /// A source JIT does not accept.
+    #[error("allowed source '{0}' is not *, an IPv4 address or an IPv4 range")]
+    BadSource(String),
+    /// A maximum outside what JIT accepts.
+    #[error("a maximum request length of {} is outside what JIT allows (5 minutes to 24 hours)", IsoDuration::from_duration(*.0).as_str())]
+    BadMaximum(jiff::SignedDuration),
+}
+
+/// Port rules for `numbers`, each with the same protocol, sources and maximum, checked
+/// as JIT checks them (IPv4 sources or `*`, a maximum between 5 minutes and a day).
+pub fn port_rules(
+    numbers: &[u16],
+    protocol: &JitProtocol,
+    sources: &[String],
+    maximum: jiff::SignedDuration,
+) -> Result<Vec<JitNetworkAccessPortRule>, RuleError> {
+    for source in sources {
+        let valid = source == "*"
+            || source.parse::<ipnet::Ipv4Net>().is_ok()
+            || source.parse::<std::net::Ipv4Addr>().is_ok();
+        if !valid {
+            return Err(RuleError::BadSource(source.clone()));
+        }
+    }
+    if !(SHORTEST_MAXIMUM..=LONGEST_MAXIMUM).contains(&maximum) {
+        return Err(RuleError::BadMaximum(maximum));
+    }
+    let maximum = IsoDuration::from_duration(maximum);
+    Ok(numbers
+        .iter()
+        .map(|&number| port_rule(number, protocol.clone(), sources, maximum.as_str()))
+        .collect())
+}
+
 /// Where a VM's policy lives: its subscription, resource group and region.
 #[derive(Debug, Clone)]
 pub struct VmPlacement {

@@ -249,6 +249,28 @@ pub async fn resolve_subscriptions(
     Ok(chosen)
 }
 
+/// `ResourceGroups_Get`'s api-version (Microsoft.Resources).
+const RESOURCE_GROUPS_API_VERSION: &str = "2021-04-01";
+
+/// Whether a resource group of this name exists in any of the subscriptions (one GET
+/// per subscription; only asked when a listing by resource group came back empty).
+pub async fn resource_group_exists(
+    arm: &ArmClient,
+    subscription_ids: &[String],
+    name: &str,
+) -> Result<bool, ArmError> {
+    for subscription_id in subscription_ids {
+        let path = format!("/subscriptions/{subscription_id}/resourcegroups/{name}");
+        let found: Option<serde_json::Value> = arm
+            .get_json_optional(&path, RESOURCE_GROUPS_API_VERSION, &[])
+            .await?;
+        if found.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// The Resource Graph query for VMs (classic ones included) in `scope` with an optional
 /// name filter.
 pub fn vm_query(scope: &Scope, name: Option<&str>) -> ResourcesQuery {

@@ -6,9 +6,13 @@
 
 pub mod details;
 pub mod enable;
+pub mod extend;
+pub mod flow;
 pub mod inventory;
 pub mod locate;
 pub mod my_ip;
+pub mod ownership;
 pub mod plan;
 pub mod request;
 pub mod status;
+pub mod window;

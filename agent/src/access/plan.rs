@@ -178,6 +178,16 @@ pub enum PlanError {
     /// An IPv6 source, which JIT refuses.
     #[error("{0} is an IPv6 address, and JIT accepts only IPv4 sources")]
     Ipv6Source(String),
+    /// The only allowed range containing the caller's address lets everyone in.
+    #[error(
+        "the policy for port {port} allows only {range}, which would open the port to every address"
+    )]
+    OnlyEveryone {
+        /// The port.
+        port: u16,
+        /// The range.
+        range: String,
+    },
     /// The caller's address is unknown and the policy needs an explicit range.
     #[error(
         "could not learn your public IPv4 address, and the policy for port {port} allows only {}",
@@ -350,6 +360,16 @@ pub struct SourceDecision {
     pub warnings: Vec<String>,
 }
 
+/// Whether a source range lets every address in (`0.0.0.0/0`, or a service tag that
+/// means the whole internet).
+fn opens_to_everyone(range: &str) -> bool {
+    let range = range.trim();
+    range == "*"
+        || range.eq_ignore_ascii_case("internet")
+        || range.eq_ignore_ascii_case("any")
+        || as_network(range).is_some_and(|network| network.prefix_len() == 0)
+}
+
 fn allows_any(allowed: &[&str]) -> bool {
     allowed.iter().any(|source| source.trim() == "*")
 }
@@ -469,10 +489,25 @@ pub fn choose_source(
                         });
                     }
                     match containing_range(&allowed, &text) {
-                        Some(range) => Ok(SourceDecision {
-                            prefix: Some(range.trim().to_owned()),
+                        Some(range) if range.trim() == text => Ok(SourceDecision {
+                            prefix: Some(text),
                             warnings,
                         }),
+                        // Never open a port to everyone unless asked to (`--source any`).
+                        Some(range) if opens_to_everyone(range) => Err(PlanError::OnlyEveryone {
+                            port: rule.number,
+                            range: range.trim().to_owned(),
+                        }),
+                        Some(range) => {
+                            warnings.push(format!(
+                                "the policy matches sources literally, so the request is for its range {}, which contains your address {text}: anyone in that range can reach the port",
+                                range.trim()
+                            ));
+                            Ok(SourceDecision {
+                                prefix: Some(range.trim().to_owned()),
+                                warnings,
+                            })
+                        }
                         None => Err(PlanError::SourceNotAllowed {
                             requested: format!("your address {text}"),
                             port: rule.number,
@@ -625,6 +660,15 @@ mod tests {
         )
         .expect("ok");
         assert_eq!(decision.prefix.as_deref(), Some("198.51.100.0/24"));
+        assert!(
+            decision
+                .warnings
+                .iter()
+                .any(|warning| warning.contains("198.51.100.0/24")
+                    && warning.contains("anyone in that range")),
+            "widening the source must be said: {:?}",
+            decision.warnings
+        );
 
         let error = choose_source(
             &SourceRequest::Automatic,
@@ -646,6 +690,34 @@ mod tests {
         )
         .expect("exact");
         assert_eq!(explicit.prefix.as_deref(), Some("203.0.113.0/24"));
+    }
+
+    #[test]
+    fn the_automatic_source_never_opens_to_everyone() {
+        for everyone in ["0.0.0.0/0", "Internet"] {
+            let policy = rule(22, &["10.0.0.0/8", everyone], "PT1H");
+            let error = choose_source(
+                &SourceRequest::Automatic,
+                Some(&public(&["198.51.100.7"])),
+                &policy,
+            )
+            .expect_err("not without --source any");
+            assert!(
+                matches!(&error, PlanError::OnlyEveryone { range, .. } if range == everyone)
+                    || matches!(&error, PlanError::SourceNotAllowed { .. }),
+                "{error:?}"
+            );
+        }
+        // The exact address listed is fine, and said nowhere.
+        let exact = rule(22, &["198.51.100.7", "0.0.0.0/0"], "PT1H");
+        let decision = choose_source(
+            &SourceRequest::Automatic,
+            Some(&public(&["198.51.100.7"])),
+            &exact,
+        )
+        .expect("exact address");
+        assert_eq!(decision.prefix.as_deref(), Some("198.51.100.7"));
+        assert!(decision.warnings.is_empty());
     }
 
     #[test]

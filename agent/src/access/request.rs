@@ -9,8 +9,11 @@
 //! hard deadline that ends in a clear error saying which of the two never happened.
 //!
 //! Initiate is not idempotent (a second request supersedes the first), so it is never
-//! repeated blindly: if the connection fails after the request may have reached Azure,
-//! the policy is read to see whether the request was recorded, and that answer is used.
+//! repeated blindly: if the connection fails or Azure answers with a server error after
+//! the request may have reached Azure, the policy is read to see whether the request was
+//! recorded, and that answer is used. The request is recognised by the marker in its
+//! justification (see [`super::ownership`]), never by timing: a colleague's request for
+//! the same ports a second later is not ours.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,8 +21,9 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
+use super::ownership::{RequestMarker, is_request};
 use super::plan::Service;
-use crate::azure::arm::{ArmClient, ArmError};
+use crate::azure::arm::{ArmClient, ArmError, ArmErrorKind};
 use crate::azure::clients::JitNetworkAccessPoliciesClient;
 use crate::azure::models::{
     JitNetworkAccessPolicy, JitNetworkAccessPolicyInitiatePort,
@@ -58,6 +62,8 @@ pub struct Initiated {
     pub end_time: Timestamp,
     /// Azure's clock minus ours at the time of the request.
     pub server_offset: SignedDuration,
+    /// The marker the request carried in its justification.
+    pub marker: RequestMarker,
 }
 
 /// Why access could not be had.
@@ -101,6 +107,25 @@ pub enum RequestError {
     /// The request could not be found in the policy after Azure accepted it.
     #[error("the access request is missing from the JIT policy {0}")]
     NotRecorded(String),
+    /// `initiate` failed in a way that may or may not have reached Azure, and the
+    /// policy, read back, does not hold the request: it was not applied.
+    #[error("{error}; the JIT policy does not hold the request, so it was not applied")]
+    NotRecordedAfterFailure {
+        /// The failure.
+        error: ArmError,
+    },
+    /// The port answers, but with another protocol than the one asked for.
+    #[error("port {port} at {address} answers, but not as {expected}: {got}")]
+    WrongService {
+        /// The policy port.
+        port: u16,
+        /// Where it was probed.
+        address: String,
+        /// The protocol expected.
+        expected: String,
+        /// What answered.
+        got: String,
+    },
     /// The address to connect to could not be resolved.
     #[error("cannot resolve {host}: {reason}")]
     Resolve {
@@ -121,12 +146,14 @@ fn human(duration: Duration) -> String {
 }
 
 /// Posts one initiate for the VMs' ports, to close `duration` from now on Azure's clock.
+/// `justification` is the person's text; the request carries `marker` after it.
 pub async fn initiate(
     arm: &ArmClient,
     policy_id: &str,
     vms: &[VmRequest],
     duration: SignedDuration,
     justification: Option<&str>,
+    marker: &RequestMarker,
 ) -> Result<Initiated, RequestError> {
     let client = JitNetworkAccessPoliciesClient::new(arm.clone());
     let server_offset = arm.server_time_offset().unwrap_or_default();
@@ -149,20 +176,17 @@ pub async fn initiate(
                     .collect(),
             })
             .collect(),
-        justification: justification
-            .map(str::trim)
-            .filter(|text| !text.is_empty())
-            .map(str::to_owned),
+        justification: Some(marker.stamp(justification)),
     };
     let request = match client.initiate_by_id(policy_id, &body).await {
         Ok(request) => request,
-        Err(error @ ArmError::Transport { .. }) => {
-            // The request may or may not have reached Azure; the policy knows.
-            tracing::warn!(%error, "initiate failed in transit; checking whether Azure recorded it");
+        Err(error) if may_have_reached_azure(&error) => {
+            // The request may or may not have been applied; the policy knows.
+            tracing::warn!(%error, "initiate failed; checking whether Azure recorded the request");
             let policy = client.get_by_id(policy_id).await?;
-            match recorded_request(&policy, vms, end_time) {
+            match recorded_request(&policy, marker) {
                 Some(request) => request,
-                None => return Err(error.into()),
+                None => return Err(RequestError::NotRecordedAfterFailure { error }),
             }
         }
         Err(error) => return Err(error.into()),
@@ -179,31 +203,27 @@ pub async fn initiate(
         request,
         end_time,
         server_offset,
+        marker: marker.clone(),
     })
 }
 
-/// A request in the policy that covers every asked port and ends within a few seconds of
-/// `end_time` (so it is ours, not an older one).
+/// Whether a failed `initiate` may have been applied all the same: the connection broke
+/// or Azure failed (5xx) after receiving it. A 4xx, 401 or 429 was refused before anything
+/// happened.
+fn may_have_reached_azure(error: &ArmError) -> bool {
+    matches!(error.kind(), ArmErrorKind::Transport | ArmErrorKind::Server)
+}
+
+/// The request in the policy that carries `marker`, if Azure recorded it.
 fn recorded_request(
     policy: &JitNetworkAccessPolicy,
-    vms: &[VmRequest],
-    end_time: Timestamp,
+    marker: &RequestMarker,
 ) -> Option<JitNetworkAccessRequest> {
-    let tolerance = SignedDuration::from_secs(5);
     policy
         .properties
         .requests
         .iter()
-        .filter(|request| {
-            vms.iter().all(|vm| {
-                vm.ports.iter().all(|port| {
-                    request_port(request, &vm.vm_id, port.number).is_some_and(|recorded| {
-                        recorded.end_time_utc.duration_since(end_time).abs() <= tolerance
-                    })
-                })
-            })
-        })
-        .max_by_key(|request| request.start_time_utc)
+        .find(|request| is_request(request, marker))
         .cloned()
 }
 
@@ -220,35 +240,27 @@ fn request_port<'a>(
         .find(|port| port.number == number)
 }
 
-/// Finds our request in a policy read later: the one with the same start time, else the
-/// newest covering the same VM and port with the same end time (±5 s).
+/// Finds our request in a policy read later: the one carrying our marker, else (a
+/// policy that drops justifications) the one with exactly our start time.
 fn find_our_request<'a>(
     policy: &'a JitNetworkAccessPolicy,
     initiated: &Initiated,
     vm_id: &str,
     number: u16,
 ) -> Option<&'a JitNetworkAccessRequestPort> {
-    let by_start = policy
+    let ours = policy
         .properties
         .requests
         .iter()
-        .find(|request| request.start_time_utc == initiated.request.start_time_utc)
-        .and_then(|request| request_port(request, vm_id, number));
-    by_start.or_else(|| {
-        let tolerance = SignedDuration::from_secs(5);
-        policy
-            .properties
-            .requests
-            .iter()
-            .filter_map(|request| {
-                request_port(request, vm_id, number).map(|port| (request.start_time_utc, port))
-            })
-            .filter(|(_, port)| {
-                port.end_time_utc.duration_since(initiated.end_time).abs() <= tolerance
-            })
-            .max_by_key(|(start, _)| *start)
-            .map(|(_, port)| port)
-    })
+        .find(|request| is_request(request, &initiated.marker))
+        .or_else(|| {
+            policy
+                .properties
+                .requests
+                .iter()
+                .find(|request| request.start_time_utc == initiated.request.start_time_utc)
+        })?;
+    request_port(ours, vm_id, number)
 }
 
 /// One port to wait for.
@@ -307,6 +319,9 @@ pub enum WaitProgress {
     },
 }
 
+/// No wait lasts longer than the longest window JIT grants.
+const LONGEST_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Waits until the request is applied and the targets answer, or `timeout` passes.
 pub async fn wait_until_open(
     arm: &ArmClient,
@@ -318,7 +333,8 @@ pub async fn wait_until_open(
 ) -> Result<Vec<OpenPort>, RequestError> {
     let client = JitNetworkAccessPoliciesClient::new(arm.clone());
     let started = tokio::time::Instant::now();
-    let deadline = started + timeout;
+    // A timeout longer than any window (`--timeout 100000d`) must not overflow the clock.
+    let deadline = started + timeout.min(LONGEST_WAIT);
     let mut interval = Duration::from_millis(500);
     let mut mapped: Vec<Option<u16>> = vec![None; targets.len()];
     let mut applied = false;
@@ -387,12 +403,30 @@ pub async fn wait_until_open(
             });
             for (index, result) in futures::future::join_all(probes).await {
                 match result {
-                    Some(Ok(port)) => {
+                    Some(Probed::Open(port)) => {
                         let mut port = port;
                         port.mapped_port = mapped[index];
                         open[index] = Some(port);
                     }
-                    Some(Err(outcome)) => last_probe[index] = outcome,
+                    Some(Probed::Waiting(outcome)) => last_probe[index] = outcome,
+                    // Waiting longer will not change which service listens there.
+                    Some(Probed::OtherService(got)) if wait_for != WaitFor::Applied => {
+                        let target = &targets[index];
+                        if matches!(wait_for, WaitFor::All) {
+                            return Err(RequestError::WrongService {
+                                port: target.number,
+                                address: format!(
+                                    "{}:{}",
+                                    target.host,
+                                    connect_port(target, mapped[index])
+                                ),
+                                expected: service_name(target.service).to_owned(),
+                                got,
+                            });
+                        }
+                        last_probe[index] = got;
+                    }
+                    Some(Probed::OtherService(got)) => last_probe[index] = got,
                     None => {}
                 }
             }
@@ -485,129 +519,128 @@ async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
         .ok_or_else(|| "no address".to_owned())
 }
 
-/// Probes one target; `Err` carries the outcome in words.
+/// What probing one target found.
+enum Probed {
+    /// The wanted service answered.
+    Open(OpenPort),
+    /// Nothing usable yet; the outcome in words.
+    Waiting(String),
+    /// Another service answers there, in words.
+    OtherService(String),
+}
+
+/// Probes one target.
 async fn probe_target(
     target: &PortTarget,
     connect_port: u16,
     wait_for: WaitFor,
     timeout: Duration,
-) -> Result<OpenPort, String> {
-    let address = resolve(&target.host, connect_port)
-        .await
-        .map_err(|reason| format!("cannot resolve {}: {reason}", target.host))?;
-    let open = |service: Service, detail: String| OpenPort {
-        number: target.number,
-        host: target.host.clone(),
-        connect_port,
-        mapped_port: None,
-        service,
-        detail,
+) -> Probed {
+    let address = match resolve(&target.host, connect_port).await {
+        Ok(address) => address,
+        Err(reason) => return Probed::Waiting(format!("cannot resolve {}: {reason}", target.host)),
+    };
+    let open = |service: Service, detail: String| {
+        Probed::Open(OpenPort {
+            number: target.number,
+            host: target.host.clone(),
+            connect_port,
+            mapped_port: None,
+            service,
+            detail,
+        })
     };
     let wanted = match wait_for {
         WaitFor::FirstAnswering(service) => service,
         _ => target.service,
     };
-    let outcome = match (wait_for, wanted) {
-        (WaitFor::FirstAnswering(_), _) => match probe::identify(address, timeout).await {
-            Identified::Ssh { banner } if wanted == Service::Ssh => {
-                return Ok(open(Service::Ssh, banner));
-            }
-            Identified::Rdp { detail } if wanted == Service::Rdp => {
-                return Ok(open(Service::Rdp, detail));
-            }
-            Identified::Ssh { .. } => {
-                return Err("SSH answered, not the protocol wanted".to_owned());
-            }
-            Identified::Rdp { .. } => {
-                return Err("RDP answered, not the protocol wanted".to_owned());
-            }
-            Identified::Neither(outcome) => outcome,
-        },
-        (_, Service::Ssh) => probe::probe_ssh(address, timeout).await,
-        (_, Service::Rdp) => probe::probe_rdp(address, timeout).await,
-        (_, Service::Other) => match probe::identify(address, timeout).await {
-            Identified::Ssh { banner } => return Ok(open(Service::Ssh, banner)),
-            Identified::Rdp { detail } => return Ok(open(Service::Rdp, detail)),
+    if wanted == Service::Other {
+        return match probe::identify(address, timeout).await {
+            Identified::Ssh { banner } => open(Service::Ssh, banner),
+            Identified::Rdp { detail } => open(Service::Rdp, detail),
+            // Something accepted the connection but speaks neither SSH nor RDP first; for
+            // an unknown protocol that is as much as can be checked.
             Identified::Neither(ProbeOutcome::Silent { connected: true }) => {
-                // Something accepted the connection but speaks neither SSH nor RDP
-                // first; for an unknown protocol that is as much as can be checked.
-                return Ok(open(Service::Other, format!("TCP connection to {address}")));
+                open(Service::Other, format!("TCP connection to {address}"))
             }
-            Identified::Neither(outcome) => outcome,
-        },
-    };
-    match outcome {
-        ProbeOutcome::Ready { detail } => Ok(open(wanted, detail)),
-        other => Err(other.to_string()),
+            Identified::Neither(outcome) => Probed::Waiting(outcome.to_string()),
+        };
+    }
+    match probe::identify(address, timeout).await {
+        Identified::Ssh { banner } if wanted == Service::Ssh => open(Service::Ssh, banner),
+        Identified::Rdp { detail } if wanted == Service::Rdp => open(Service::Rdp, detail),
+        Identified::Ssh { banner } => Probed::OtherService(format!("SSH answered ({banner})")),
+        Identified::Rdp { .. } => Probed::OtherService("RDP answered".to_owned()),
+        Identified::Neither(ProbeOutcome::WrongProtocol { got }) => {
+            Probed::OtherService(format!("an unexpected service answered: {got:?}"))
+        }
+        Identified::Neither(outcome) => Probed::Waiting(outcome.to_string()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::ownership::{ClientTag, readable_justification};
 
     fn policy(json: serde_json::Value) -> JitNetworkAccessPolicy {
         serde_json::from_value(json).expect("policy")
     }
 
     #[test]
-    fn our_request_is_found_by_start_time_or_by_end_time() {
+    fn our_request_is_found_by_its_marker_not_by_timing() {
         let vm =
             "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/web-01";
+        let tag = ClientTag::parse("abcdef01").expect("tag");
+        let ours = RequestMarker::new(Some(&tag));
+        let colleague = RequestMarker::new(None);
+        // A colleague asked for the same port with the same end time, a moment later.
         let recorded = policy(serde_json::json!({
             "id": "/p",
             "properties": {
                 "virtualMachines": [],
                 "requests": [
-                    {"startTimeUtc": "2026-01-01T10:00:00Z", "virtualMachines": [{"id": vm, "ports": [
-                        {"number": 22, "endTimeUtc": "2026-01-01T11:00:00Z", "status": "Revoked", "statusReason": "NewerRequestInitiated"}]}]},
-                    {"startTimeUtc": "2026-01-01T10:30:00.123Z", "virtualMachines": [{"id": vm.to_uppercase(), "ports": [
-                        {"number": 22, "endTimeUtc": "2026-01-01T11:30:00Z", "status": "Initiated", "statusReason": "UserRequested", "mappedPort": 50022}]}]}
+                    {"startTimeUtc": "2026-01-01T10:30:00.123Z", "justification": ours.stamp(Some("mine")),
+                     "virtualMachines": [{"id": vm.to_uppercase(), "ports": [
+                        {"number": 22, "endTimeUtc": "2026-01-01T11:30:00Z", "status": "Revoked", "statusReason": "NewerRequestInitiated", "mappedPort": 50022}]}]},
+                    {"startTimeUtc": "2026-01-01T10:30:01Z", "justification": colleague.stamp(Some("theirs")),
+                     "virtualMachines": [{"id": vm, "ports": [
+                        {"number": 22, "endTimeUtc": "2026-01-01T11:30:00Z", "status": "Initiated", "statusReason": "UserRequested"}]}]}
                 ]
             }
         }));
-        let answered: JitNetworkAccessRequest = serde_json::from_value(serde_json::json!({
-            "startTimeUtc": "2026-01-01T10:30:00.123Z",
-            "virtualMachines": [{"id": vm, "ports": [{"number": 22, "endTimeUtc": "2026-01-01T11:30:00Z", "status": "Initiating", "statusReason": "UserRequested"}]}]
-        }))
-        .expect("request");
+        let found = recorded_request(&recorded, &ours).expect("ours is recorded");
+        assert_eq!(
+            found.justification.as_deref().map(readable_justification),
+            Some("mine")
+        );
+        assert!(recorded_request(&recorded, &RequestMarker::new(Some(&tag))).is_none());
+
         let initiated = Initiated {
             policy_id: "/p".to_owned(),
-            request: answered.clone(),
+            request: found,
             end_time: "2026-01-01T11:30:00Z".parse().expect("time"),
             server_offset: SignedDuration::ZERO,
+            marker: ours,
         };
-        let port = find_our_request(&recorded, &initiated, vm, 22).expect("found by start");
+        let port = find_our_request(&recorded, &initiated, vm, 22).expect("found");
         assert_eq!(port.mapped_port, Some(50022));
+        assert_eq!(port.status, JitPortStatus::Revoked);
+    }
 
-        let mut shifted = initiated.clone();
-        shifted.request.start_time_utc = "2026-01-01T10:30:01Z".parse().expect("time");
-        let port = find_our_request(&recorded, &shifted, vm, 22).expect("found by end time");
-        assert_eq!(port.status, JitPortStatus::Initiated);
-
-        let vms = [VmRequest {
-            vm_id: vm.to_owned(),
-            ports: vec![PortRequest {
-                number: 22,
-                source_prefix: None,
-            }],
-        }];
-        let found = recorded_request(
-            &recorded,
-            &vms,
-            "2026-01-01T11:30:02Z".parse().expect("time"),
-        );
-        assert_eq!(
-            found.map(|request| request.start_time_utc),
-            Some(answered.start_time_utc)
-        );
-        assert!(
-            recorded_request(
-                &recorded,
-                &vms,
-                "2026-01-01T12:30:00Z".parse().expect("time")
-            )
-            .is_none()
-        );
+    #[test]
+    fn only_failures_after_sending_are_checked_in_the_policy() {
+        let server = ArmError::Server {
+            status: 504,
+            code: None,
+            message: "gateway timeout".to_owned(),
+            not_retried: true,
+        };
+        assert!(may_have_reached_azure(&server));
+        let throttled = ArmError::Throttled {
+            retry_after: None,
+            message: "slow down".to_owned(),
+        };
+        assert!(!may_have_reached_azure(&throttled));
     }
 }

@@ -8,8 +8,10 @@
 //! windows it holds) and finding, for the window's VM and ports, the request it came
 //! from and any newer one:
 //!
-//! - a newer request that holds any of the ports open supersedes the window (made by
-//!   another `jit`, the portal, a script): the agent tracks that one instead;
+//! - a newer request of ours (another `jit` of this user on this machine, see
+//!   [`crate::access::ownership`]) that holds any of the ports open supersedes the window:
+//!   the agent tracks that one instead. A newer request of someone else's (a colleague,
+//!   the portal, a script) is never adopted: it revoked our ports, so the window ends;
 //! - the window's own request with every port `Revoked` (expired, superseded, revoked),
 //!   or a policy or VM entry that is gone, ends the window;
 //! - otherwise the window is refreshed from its request (end time, port statuses).
@@ -20,15 +22,13 @@
 use jiff::{SignedDuration, Timestamp};
 
 use super::backend::{AccessBackend, BackendError, Refreshed, WindowUpdate};
-use super::protocol::{AccessToken, AccessWindow, ExtendLength, PortStatus, WindowPort};
-use crate::access::plan::choose_duration;
+use super::protocol::{AccessToken, AccessWindow, ExtendLength, PortStatus};
+use crate::access::extend::{ExtendError, extend_window};
+use crate::access::ownership::{ClientTag, Ownership};
+use crate::access::window::{is_open, request_ports};
 use crate::azure::arm::ArmClient;
 use crate::azure::clients::JitNetworkAccessPoliciesClient;
-use crate::azure::models::{
-    JitNetworkAccessPolicy, JitNetworkAccessPolicyInitiatePort,
-    JitNetworkAccessPolicyInitiateRequest, JitNetworkAccessPolicyInitiateVirtualMachine,
-    JitNetworkAccessPortRule, JitNetworkAccessRequest, JitNetworkAccessRequestPort, JitPortStatus,
-};
+use crate::azure::models::{JitNetworkAccessPolicy, JitNetworkAccessRequest};
 use crate::azure::resource_id::same_resource_id;
 
 /// Reaches Azure through an [`ArmClient`] (which carries the credential and the clock).
@@ -36,6 +36,7 @@ use crate::azure::resource_id::same_resource_id;
 pub struct AzureBackend {
     arm: ArmClient,
     description: String,
+    tag: Option<ClientTag>,
 }
 
 impl AzureBackend {
@@ -44,7 +45,15 @@ impl AzureBackend {
         Self {
             arm,
             description: description.into(),
+            tag: None,
         }
+    }
+
+    /// The same backend, telling our requests apart by `tag` (see
+    /// [`crate::access::ownership`]); without one, no newer request is ever adopted.
+    pub fn with_tag(mut self, tag: Option<ClientTag>) -> Self {
+        self.tag = tag;
+        self
     }
 
     fn policies(&self) -> JitNetworkAccessPoliciesClient {
@@ -79,9 +88,9 @@ impl AccessBackend for AzureBackend {
                         .arm
                         .server_time_offset()
                         .unwrap_or(SignedDuration::ZERO);
-                    updates.extend(
-                        in_policy.map(|window| update_from_policy(window, &policy, offset)),
-                    );
+                    updates.extend(in_policy.map(|window| {
+                        update_from_policy(window, &policy, self.tag.as_ref(), offset)
+                    }));
                 }
                 Err(error) if error.is_not_found() => {
                     updates.extend(in_policy.map(|window| WindowUpdate::Revoked {
@@ -102,63 +111,25 @@ impl AccessBackend for AzureBackend {
         window: &AccessWindow,
         length: &ExtendLength,
     ) -> Result<AccessWindow, BackendError> {
-        let policies = self.policies();
-        let policy = policies
-            .get_by_id(&window.policy_id)
+        extend_window(&self.arm, window, length, self.tag.as_ref(), None)
             .await
-            .map_err(|error| BackendError::Azure(error.to_string()))?;
-        let rules = window_rules(&policy, window)?;
-        let now = self.arm.server_now();
-        let requested = match length {
-            ExtendLength::PolicyMaximum => None,
-            ExtendLength::Duration { duration } => Some(*duration),
-            ExtendLength::Until { until } => Some(until.duration_since(now)),
-        };
-        // The same rule as a first request: at most the smallest maximum of the ports.
-        let duration = choose_duration(requested, &rules.iter().collect::<Vec<_>>())
-            .map_err(|error| BackendError::Invalid(error.to_string()))?;
-        let ends_at = match length {
-            ExtendLength::Until { until } => *until,
-            _ => now.checked_add(duration).unwrap_or(Timestamp::MAX),
-        };
-        if ends_at <= now {
-            return Err(BackendError::Invalid(
-                "the new end time is not in the future".to_owned(),
-            ));
-        }
-        let body = JitNetworkAccessPolicyInitiateRequest {
-            virtual_machines: vec![JitNetworkAccessPolicyInitiateVirtualMachine {
-                id: window.vm_id.clone(),
-                ports: window
-                    .ports
-                    .iter()
-                    .map(|port| JitNetworkAccessPolicyInitiatePort {
-                        number: port.number,
-                        allowed_source_address_prefix: Some(window.source_address_prefix.clone()),
-                        end_time_utc: ends_at,
-                        duration: None,
-                    })
-                    .collect(),
-            }],
-            justification: window.justification.clone(),
-        };
-        let request = policies
-            .initiate_by_id(&window.policy_id, &body)
-            .await
-            .map_err(|error| BackendError::Azure(error.to_string()))?;
-        let offset = self
-            .arm
-            .server_time_offset()
-            .unwrap_or(SignedDuration::ZERO);
-        window_from_request(window, &request, offset).ok_or_else(|| {
-            BackendError::Azure(format!(
-                "Azure's answer to the request did not mention {}",
-                window.vm_name
-            ))
-        })
+            .map_err(|error| match error {
+                ExtendError::Azure(_) | ExtendError::Request(_) => {
+                    BackendError::Azure(error.to_string())
+                }
+                _ => BackendError::Invalid(error.to_string()),
+            })
     }
 
     async fn token(&self, scope: &str) -> Result<AccessToken, BackendError> {
+        // A warm token is a convenience for `jit` itself: the agent signs in for Azure
+        // Resource Manager and hands out nothing else (not Graph, not Key Vault).
+        if scope.trim_end_matches('/') != self.arm.token_scope().trim_end_matches('/') {
+            return Err(BackendError::Invalid(format!(
+                "the agent hands out tokens for {} only",
+                self.arm.token_scope()
+            )));
+        }
         let token = self
             .arm
             .credential()
@@ -176,48 +147,11 @@ impl AccessBackend for AzureBackend {
     }
 }
 
-/// The policy's rules for `window`'s ports, as the policy holds them now.
-fn window_rules(
-    policy: &JitNetworkAccessPolicy,
-    window: &AccessWindow,
-) -> Result<Vec<JitNetworkAccessPortRule>, BackendError> {
-    let entry = policy
-        .properties
-        .virtual_machines
-        .iter()
-        .find(|entry| same_resource_id(&entry.id, &window.vm_id))
-        .ok_or_else(|| {
-            BackendError::Invalid(format!(
-                "{} is no longer in its JIT policy; enable JIT for it again",
-                window.vm_name
-            ))
-        })?;
-    if window.ports.is_empty() {
-        return Err(BackendError::Invalid("the window has no ports".to_owned()));
-    }
-    window
-        .ports
-        .iter()
-        .map(|port| {
-            entry
-                .ports
-                .iter()
-                .find(|rule| rule.number == port.number)
-                .cloned()
-                .ok_or_else(|| {
-                    BackendError::Invalid(format!(
-                        "port {} of {} is no longer in its JIT policy",
-                        port.number, window.vm_name
-                    ))
-                })
-        })
-        .collect()
-}
-
 /// What the policy says about `window` now. Pure, so it is tested on policy documents.
 pub fn update_from_policy(
     window: &AccessWindow,
     policy: &JitNetworkAccessPolicy,
+    tag: Option<&ClientTag>,
     offset: SignedDuration,
 ) -> WindowUpdate {
     let revoked = || WindowUpdate::Revoked {
@@ -246,11 +180,16 @@ pub fn update_from_policy(
         .collect();
     relevant.sort_by_key(|request| request.start_time_utc);
 
+    let ownership = Ownership {
+        tag: tag.cloned(),
+        requestor: window.requestor.clone(),
+    };
     if let Some(newest) = relevant.last()
         && newest.start_time_utc > window.requested_at
         && request_ports(newest, &window.vm_id).any(|port| is_open(&port.status))
+        && ownership.owns(newest)
     {
-        return match window_from_request(window, newest, offset) {
+        return match AccessWindow::from_request(window, newest, offset) {
             Some(newer) => WindowUpdate::Changed(Box::new(newer)),
             None => revoked(),
         };
@@ -268,7 +207,7 @@ pub fn update_from_policy(
     let Some(own) = own else {
         return revoked();
     };
-    let Some(current) = window_from_request(window, own, offset) else {
+    let Some(current) = AccessWindow::from_request(window, own, offset) else {
         return revoked();
     };
     if current
@@ -287,75 +226,11 @@ pub fn update_from_policy(
     }
 }
 
-/// The window a JIT request opened for the VM of `template` (whose names, addresses and
-/// justification are kept): its ports, source, start, and the earliest end among the
-/// ports still open (or among all ports if none is). `None` when the request does not
-/// mention the VM.
-pub fn window_from_request(
-    template: &AccessWindow,
-    request: &JitNetworkAccessRequest,
-    server_clock_offset: SignedDuration,
-) -> Option<AccessWindow> {
-    let ports: Vec<&JitNetworkAccessRequestPort> =
-        request_ports(request, &template.vm_id).collect();
-    if ports.is_empty() {
-        return None;
-    }
-    let open_ends = ports
-        .iter()
-        .filter(|port| is_open(&port.status))
-        .map(|port| port.end_time_utc)
-        .min();
-    let ends_at = open_ends.or_else(|| ports.iter().map(|port| port.end_time_utc).min())?;
-    let source = ports
-        .iter()
-        .find_map(|port| {
-            port.allowed_source_address_prefix.clone().or_else(|| {
-                port.allowed_source_address_prefixes
-                    .as_ref()
-                    .map(|prefixes| prefixes.join(","))
-            })
-        })
-        .unwrap_or_else(|| template.source_address_prefix.clone());
-    Some(AccessWindow {
-        ports: ports
-            .iter()
-            .map(|port| WindowPort {
-                number: port.number,
-                mapped_port: port.mapped_port,
-                status: PortStatus::from(port.status.as_str().to_owned()),
-            })
-            .collect(),
-        source_address_prefix: source,
-        requested_at: request.start_time_utc,
-        ends_at,
-        server_clock_offset_at_registration: server_clock_offset,
-        justification: request
-            .justification
-            .clone()
-            .or_else(|| template.justification.clone()),
-        ..template.clone()
-    })
-}
-
-fn request_ports<'a>(
-    request: &'a JitNetworkAccessRequest,
-    vm_id: &'a str,
-) -> impl Iterator<Item = &'a JitNetworkAccessRequestPort> + 'a {
-    request
-        .virtual_machines
-        .iter()
-        .filter(move |vm| same_resource_id(&vm.id, vm_id))
-        .flat_map(|vm| vm.ports.iter())
-}
-
-fn is_open(status: &JitPortStatus) -> bool {
-    matches!(status, JitPortStatus::Initiated | JitPortStatus::Initiating)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::ownership::RequestMarker;
+    use crate::access::window::WindowPort;
 
     const VM: &str =
         "/subscriptions/s/resourceGroups/rg-web/providers/Microsoft.Compute/virtualMachines/api-01";
@@ -377,14 +252,30 @@ mod tests {
     }
 
     fn request(start: &str, end: &str, status: &str, reason: &str) -> serde_json::Value {
+        request_by(start, end, status, reason, "azureuser@contoso.com", None)
+    }
+
+    fn request_by(
+        start: &str,
+        end: &str,
+        status: &str,
+        reason: &str,
+        requestor: &str,
+        justification: Option<&str>,
+    ) -> serde_json::Value {
         serde_json::json!({
             "virtualMachines": [{"id": VM, "ports": [{
                 "number": 22, "allowedSourceAddressPrefix": "198.51.100.7",
                 "endTimeUtc": end, "status": status, "statusReason": reason
             }]}],
             "startTimeUtc": start,
-            "requestor": "azureuser@contoso.com"
+            "requestor": requestor,
+            "justification": justification,
         })
+    }
+
+    fn tag() -> ClientTag {
+        ClientTag::parse("feedbeef").unwrap_or_else(ClientTag::generate)
     }
 
     fn at(text: &str) -> Timestamp {
@@ -409,6 +300,7 @@ mod tests {
             server_clock_offset_at_registration: SignedDuration::ZERO,
             justification: None,
             connect_address: Some("203.0.113.10".into()),
+            requestor: Some("azureuser@contoso.com".into()),
         }
     }
 
@@ -421,13 +313,14 @@ mod tests {
             "UserRequested",
         )]);
         assert_eq!(
-            update_from_policy(&window(), &policy, SignedDuration::ZERO),
+            update_from_policy(&window(), &policy, Some(&tag()), SignedDuration::ZERO),
             WindowUpdate::Unchanged { vm_id: VM.into() }
         );
     }
 
     #[test]
-    fn a_newer_open_request_supersedes_the_window() {
+    fn a_newer_open_request_of_ours_supersedes_the_window() {
+        let ours = RequestMarker::new(Some(&tag())).stamp(Some("deploy"));
         let policy = policy(&[
             request(
                 "2026-11-28T14:00:00Z",
@@ -435,21 +328,56 @@ mod tests {
                 "Revoked",
                 "NewerRequestInitiated",
             ),
-            request(
+            request_by(
                 "2026-11-28T15:00:00Z",
                 "2026-11-28T18:00:00Z",
                 "Initiated",
                 "UserRequested",
+                "azureuser@contoso.com",
+                Some(&ours),
             ),
         ]);
         let offset = SignedDuration::from_secs(3);
-        let WindowUpdate::Changed(newer) = update_from_policy(&window(), &policy, offset) else {
+        let WindowUpdate::Changed(newer) =
+            update_from_policy(&window(), &policy, Some(&tag()), offset)
+        else {
             panic!("expected the newer window");
         };
         assert_eq!(newer.requested_at, at("2026-11-28T15:00:00Z"));
         assert_eq!(newer.ends_at, at("2026-11-28T18:00:00Z"));
         assert_eq!(newer.server_clock_offset_at_registration, offset);
         assert_eq!(newer.connect_address.as_deref(), Some("203.0.113.10"));
+    }
+
+    #[test]
+    fn a_newer_request_of_someone_else_ends_the_window_and_is_never_adopted() {
+        let copied_marker = RequestMarker::new(Some(&tag())).stamp(Some("copied"));
+        for (requestor, justification) in [
+            ("bob@contoso.com", Some("portal")),
+            ("bob@contoso.com", Some(copied_marker.as_str())),
+        ] {
+            let policy = policy(&[
+                request(
+                    "2026-11-28T14:00:00Z",
+                    "2026-11-28T15:00:00Z",
+                    "Revoked",
+                    "NewerRequestInitiated",
+                ),
+                request_by(
+                    "2026-11-28T15:00:00Z",
+                    "2026-11-28T18:00:00Z",
+                    "Initiated",
+                    "UserRequested",
+                    requestor,
+                    justification,
+                ),
+            ]);
+            assert_eq!(
+                update_from_policy(&window(), &policy, Some(&tag()), SignedDuration::ZERO),
+                WindowUpdate::Revoked { vm_id: VM.into() },
+                "{justification:?}"
+            );
+        }
     }
 
     #[test]
@@ -462,37 +390,21 @@ mod tests {
         )]);
         let revoked = WindowUpdate::Revoked { vm_id: VM.into() };
         assert_eq!(
-            update_from_policy(&window(), &expired, SignedDuration::ZERO),
+            update_from_policy(&window(), &expired, Some(&tag()), SignedDuration::ZERO),
             revoked
         );
         let empty = policy(&[]);
         assert_eq!(
-            update_from_policy(&window(), &empty, SignedDuration::ZERO),
+            update_from_policy(&window(), &empty, Some(&tag()), SignedDuration::ZERO),
             revoked
         );
         let mut elsewhere = window();
         elsewhere.vm_id = elsewhere.vm_id.replace("api-01", "web-01");
         assert_eq!(
-            update_from_policy(&elsewhere, &empty, SignedDuration::ZERO),
+            update_from_policy(&elsewhere, &empty, Some(&tag()), SignedDuration::ZERO),
             WindowUpdate::Revoked {
                 vm_id: elsewhere.vm_id.clone()
             }
         );
-    }
-
-    #[test]
-    fn extensions_use_the_rules_of_the_windows_ports() {
-        let policy = policy(&[]);
-        let rules = window_rules(&policy, &window()).expect("rules");
-        assert_eq!(
-            choose_duration(None, &rules.iter().collect::<Vec<_>>()).ok(),
-            Some(SignedDuration::from_hours(3))
-        );
-        let mut other_port = window();
-        other_port.ports[0].number = 3389;
-        assert!(matches!(
-            window_rules(&policy, &other_port),
-            Err(BackendError::Invalid(_))
-        ));
     }
 }

@@ -44,6 +44,14 @@ pub enum ClientError {
         #[source]
         source: io::Error,
     },
+    /// What listens at the endpoint runs as another user; nothing was sent to it.
+    #[error("refusing the agent at {endpoint}: {reason}")]
+    Stranger {
+        /// The endpoint tried.
+        endpoint: String,
+        /// Who it is.
+        reason: String,
+    },
     /// The agent did not answer within the time allowed.
     #[error("the agent did not answer within {0:?}")]
     Timeout(Duration),
@@ -83,13 +91,19 @@ impl AgentClient {
         timeout: Duration,
     ) -> Result<Self, ClientError> {
         let deadline = Instant::now() + timeout;
-        let stream =
-            transport::connect(paths, timeout)
-                .await
-                .map_err(|source| ClientError::NotRunning {
+        let stream = transport::connect(paths, timeout).await.map_err(|source| {
+            if source.kind() == io::ErrorKind::PermissionDenied {
+                ClientError::Stranger {
+                    endpoint: paths.endpoint_display(),
+                    reason: source.to_string(),
+                }
+            } else {
+                ClientError::NotRunning {
                     endpoint: paths.endpoint_display(),
                     source,
-                })?;
+                }
+            }
+        })?;
         let (read_half, write_half) = tokio::io::split(stream);
         let mut client = Self {
             reader: BufReader::new(read_half),
@@ -405,10 +419,8 @@ pub async fn ensure_running(
             if is_wanted(&client, options) {
                 return Ok((client, started));
             }
-            // Another client started an agent of another version at the same moment.
-            return Err(StartError::Client(ClientError::Protocol(format!(
-                "an agent of version {} started at the same time",
-                client.welcome().agent_version
+            return Err(StartError::Client(ClientError::Protocol(mismatch(
+                &client, options,
             ))));
         }
         if exit_status.is_none() {
@@ -448,6 +460,25 @@ pub async fn connect_if_running(
         Err(ClientError::NotRunning { .. }) => Ok(None),
         Err(error) => Err(error),
     }
+}
+
+/// Why the agent that answered after a start is not the one wanted, in words.
+fn mismatch(client: &AgentClient, options: &StartOptions) -> String {
+    let welcome = client.welcome();
+    if welcome.protocol_version != PROTOCOL_VERSION
+        || welcome.agent_version != options.client_version
+    {
+        // Another client started an agent of another version at the same moment.
+        return format!(
+            "an agent of version {} (protocol {}) answered instead of version {}",
+            welcome.agent_version, welcome.protocol_version, options.client_version
+        );
+    }
+    format!(
+        "the agent that answered serves another Azure sign-in ({}) than this command ({})",
+        welcome.profile.as_deref().unwrap_or("none"),
+        options.profile.as_deref().unwrap_or("none")
+    )
 }
 
 fn is_wanted(client: &AgentClient, options: &StartOptions) -> bool {

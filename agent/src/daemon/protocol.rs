@@ -18,6 +18,8 @@ use std::path::PathBuf;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
+pub use crate::access::window::{AccessWindow, ExtendLength, PortStatus, WindowPort};
+
 /// Bumped whenever a message changes incompatibly.
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -61,24 +63,6 @@ pub enum Request {
     Status,
     /// Stop the agent (frozen).
     Shutdown,
-}
-
-/// How long an extended window lasts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ExtendLength {
-    /// The policy's maximum for the window's ports.
-    PolicyMaximum,
-    /// This long from now.
-    Duration {
-        /// The length of the new window.
-        duration: SignedDuration,
-    },
-    /// Until this time on Azure's clock.
-    Until {
-        /// The end of the new window.
-        until: Timestamp,
-    },
 }
 
 /// What the agent answers.
@@ -126,116 +110,6 @@ pub struct Welcome {
     /// name); a client with a different one replaces the agent.
     #[serde(default)]
     pub profile: Option<String>,
-}
-
-/// An access window: ports of one VM opened for one source until a time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessWindow {
-    /// The VM's ARM resource id.
-    pub vm_id: String,
-    /// The VM's name.
-    pub vm_name: String,
-    /// The VM's resource group.
-    pub resource_group: String,
-    /// The VM's subscription id.
-    pub subscription_id: String,
-    /// The JIT policy's ARM resource id (what `initiate` was posted to).
-    pub policy_id: String,
-    /// The ports opened.
-    pub ports: Vec<WindowPort>,
-    /// The source the ports are open for (IP, CIDR or `*`).
-    pub source_address_prefix: String,
-    /// When the request was made, on Azure's clock (`startTimeUtc`).
-    pub requested_at: Timestamp,
-    /// When the window closes, on Azure's clock (`endTimeUtc`).
-    pub ends_at: Timestamp,
-    /// Azure's clock minus the local clock when the window was requested, from ARM's
-    /// `Date` header.
-    pub server_clock_offset_at_registration: SignedDuration,
-    /// The justification sent with the request.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub justification: Option<String>,
-    /// Where to connect (a public IP or FQDN, or an Azure Firewall's address).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connect_address: Option<String>,
-}
-
-impl AccessWindow {
-    /// Whether `reference` names this window's VM: its id, `resource-group/name`, or its
-    /// name (case-insensitive, as Azure names are).
-    pub fn matches(&self, reference: &str) -> bool {
-        self.vm_id.eq_ignore_ascii_case(reference)
-            || self.vm_name.eq_ignore_ascii_case(reference)
-            || reference.split_once('/').is_some_and(|(group, name)| {
-                group.eq_ignore_ascii_case(&self.resource_group)
-                    && name.eq_ignore_ascii_case(&self.vm_name)
-            })
-    }
-
-    /// Whether both windows are for the same VM.
-    pub fn same_vm(&self, other: &AccessWindow) -> bool {
-        self.vm_id.eq_ignore_ascii_case(&other.vm_id)
-    }
-
-    /// The port numbers, in order.
-    pub fn port_numbers(&self) -> Vec<u16> {
-        self.ports.iter().map(|port| port.number).collect()
-    }
-}
-
-/// One port of a window.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WindowPort {
-    /// The VM's port.
-    pub number: u16,
-    /// The Azure Firewall's DNAT port that reaches it, when the VM is behind one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mapped_port: Option<u16>,
-    /// The request port's status as Azure reports it.
-    pub status: PortStatus,
-}
-
-/// A JIT request port's status. Azure models it as an open string, so unknown values
-/// are kept rather than rejected.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "String", into = "String")]
-pub enum PortStatus {
-    /// The NSG rules are being written.
-    Initiating,
-    /// The port is open.
-    Initiated,
-    /// The port is closed (expired, superseded or revoked).
-    Revoked,
-    /// A status this version does not know.
-    Other(String),
-}
-
-impl From<String> for PortStatus {
-    fn from(value: String) -> Self {
-        match value.to_ascii_lowercase().as_str() {
-            "initiating" => PortStatus::Initiating,
-            "initiated" => PortStatus::Initiated,
-            "revoked" => PortStatus::Revoked,
-            _ => PortStatus::Other(value),
-        }
-    }
-}
-
-impl From<PortStatus> for String {
-    fn from(value: PortStatus) -> Self {
-        value.to_string()
-    }
-}
-
-impl fmt::Display for PortStatus {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(match self {
-            PortStatus::Initiating => "Initiating",
-            PortStatus::Initiated => "Initiated",
-            PortStatus::Revoked => "Revoked",
-            PortStatus::Other(other) => other,
-        })
-    }
 }
 
 /// A tracked window with what the agent knows about it now.
@@ -381,6 +255,7 @@ mod tests {
             server_clock_offset_at_registration: SignedDuration::ZERO,
             justification: None,
             connect_address: None,
+            requestor: None,
         }
     }
 

@@ -122,6 +122,7 @@ mod tests {
                 server_clock_offset_at_registration: SignedDuration::ZERO,
                 justification: None,
                 connect_address: None,
+                requestor: None,
             },
             ends_soon_notified,
         }

@@ -906,21 +906,15 @@ fn view_of(tracked: &TrackedWindow, azure_now: Timestamp) -> WindowView {
     }
 }
 
-/// A notification about `tracked`, naming the VM unambiguously among the tracked ones.
+/// A notification about `tracked`. The VM is named as `resource-group/name` in the
+/// commands it suggests: a bare name may match VMs the agent does not track.
 fn notification_for(
     state: &State,
     tracked: &TrackedWindow,
     kind: NotificationKind,
 ) -> Notification {
     let window = &tracked.window;
-    let name_is_shared = state.windows.iter().any(|other| {
-        !other.window.same_vm(window) && other.window.vm_name.eq_ignore_ascii_case(&window.vm_name)
-    });
-    let vm_reference = if name_is_shared {
-        format!("{}/{}", window.resource_group, window.vm_name)
-    } else {
-        window.vm_name.clone()
-    };
+    let vm_reference = window.vm_reference();
     let azure_now = state.clock.now();
     Notification {
         kind,

@@ -216,9 +216,23 @@ pub(crate) async fn connect(paths: &AgentPaths, timeout: Duration) -> io::Result
     }
 }
 
+/// Connects, and refuses an agent that runs as another user before a byte is sent: a
+/// token or a window must never go to someone else's process listening on a shared or
+/// misconfigured runtime directory (`JIT_RUNTIME_DIR`, the macOS temp fallback).
 #[cfg(unix)]
 async fn connect_now(paths: &AgentPaths) -> io::Result<BoxedStream> {
     let stream = tokio::net::UnixStream::connect(paths.socket()).await?;
+    let own_uid = rustix::process::geteuid().as_raw();
+    let credentials = stream.peer_cred()?;
+    if let Peer::Stranger { uid } = classify_peer(credentials.uid(), own_uid) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "the agent at {} runs as uid {uid}, not as this user (uid {own_uid})",
+                paths.socket().display()
+            ),
+        ));
+    }
     Ok(Box::new(stream))
 }
 

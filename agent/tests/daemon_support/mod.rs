@@ -61,6 +61,7 @@ pub fn window(vm_name: &str, ends_in: SignedDuration, offset: SignedDuration) ->
         server_clock_offset_at_registration: offset,
         justification: Some("tests".to_owned()),
         connect_address: Some("127.0.0.1".to_owned()),
+        requestor: None,
     }
 }
 

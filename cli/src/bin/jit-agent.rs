@@ -20,8 +20,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser as _;
 use jit::agent_runner::{RunOutcome, init_file_logging, run_agent};
+use jit::agent_support::agent_paths;
 use jit::args::Cli;
-use jit::commands::agent_link::agent_paths;
 use jit::settings::{Environment, GlobalSettings};
 
 fn main() -> ExitCode {

@@ -17,17 +17,20 @@ use anyhow::Context as _;
 use jiff::{SignedDuration, Timestamp};
 use jit_agent::daemon::autostart::{self, Activation, Mechanism};
 use jit_agent::daemon::client::wait_until_stopped;
-use jit_agent::daemon::protocol::{AgentStatus, ErrorKind, PROTOCOL_VERSION, Welcome};
-use jit_agent::daemon::{AgentClient, ClientError, Started, ensure_running};
+use jit_agent::daemon::protocol::{AgentStatus, ErrorKind};
+use jit_agent::daemon::{ClientError, Started, ensure_running};
 use serde::Serialize;
 
-use super::agent_link::{self, agent_profile, agent_program, spawn_agent, start_options};
-use super::list::format_time;
 use crate::agent_runner::{self, RunOutcome};
+use crate::agent_support::{
+    self, agent_program, connect_if_running, foreign_agent, spawn_agent, start_options,
+    welcome_text,
+};
 use crate::args::AgentCommand;
 use crate::error::{CliError, ExitStatus};
 use crate::printer::Printer;
-use crate::settings::{GlobalSettings, format_duration};
+use crate::printer::format::{format_duration, format_time};
+use crate::settings::GlobalSettings;
 
 /// How long `stop` waits for the agent to release its lock.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,51 +50,6 @@ pub(crate) async fn run(
     }
 }
 
-/// Connects to a running agent without starting one; `None` when none runs.
-pub(crate) async fn connect_if_running(
-    settings: &GlobalSettings,
-) -> anyhow::Result<Option<AgentClient>> {
-    let options = start_options(settings).context("cannot locate the agent's directories")?;
-    jit_agent::daemon::client::connect_if_running(&options)
-        .await
-        .with_context(|| {
-            format!(
-                "the agent at {} did not answer",
-                options.paths.endpoint_display()
-            )
-        })
-}
-
-/// `version 0.1.0, process 4242`.
-pub(crate) fn welcome_text(welcome: &Welcome) -> String {
-    format!("version {}, process {}", welcome.agent_version, welcome.pid)
-}
-
-/// Why the running agent is not the one this `jit` would start, if it is not.
-pub(crate) fn foreign_agent(welcome: &Welcome, settings: &GlobalSettings) -> Option<String> {
-    let profile = agent_profile(settings);
-    if welcome.protocol_version != PROTOCOL_VERSION {
-        Some(format!(
-            "the running agent ({}) speaks protocol {} and this jit {PROTOCOL_VERSION}; `jit agent start` replaces it",
-            welcome_text(welcome),
-            welcome.protocol_version
-        ))
-    } else if welcome.agent_version != env!("CARGO_PKG_VERSION") {
-        Some(format!(
-            "the running agent is version {} and this jit {}; `jit agent start` (or the next `jit connect`) replaces it",
-            welcome.agent_version,
-            env!("CARGO_PKG_VERSION")
-        ))
-    } else if welcome.profile.as_deref() != Some(profile.as_str()) {
-        Some(format!(
-            "the running agent serves {} and this jit {profile}; `jit agent start` (or the next `jit connect`) replaces it",
-            welcome.profile.as_deref().unwrap_or("an unnamed profile")
-        ))
-    } else {
-        None
-    }
-}
-
 #[derive(Debug, Serialize)]
 struct StartDocument {
     /// `started`, `already_running` or `replaced`.
@@ -104,7 +62,7 @@ struct StartDocument {
 
 async fn start(settings: &GlobalSettings, printer: &Printer) -> anyhow::Result<ExitStatus> {
     let options = start_options(settings).context("cannot locate the agent's directories")?;
-    let (mut client, started) = ensure_running(&options, spawn_agent)
+    let (mut client, started) = ensure_running(&options, || spawn_agent(settings))
         .await
         .context("could not start the agent")?;
     // A new agent has just read its state file; say at once if it had to set it aside.
@@ -458,7 +416,7 @@ async fn run_in_foreground(
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
     let paths =
-        agent_link::agent_paths(settings).context("cannot locate the agent's directories")?;
+        agent_support::agent_paths(settings).context("cannot locate the agent's directories")?;
     printer.info(format!(
         "Running the agent at {}; stop it with Ctrl-C or `jit agent stop` (logs: -v or JIT_LOG)",
         paths.endpoint_display()
@@ -479,6 +437,8 @@ async fn run_in_foreground(
 
 #[cfg(test)]
 mod tests {
+    use jit_agent::daemon::protocol::PROTOCOL_VERSION;
+
     use super::*;
 
     #[test]

@@ -24,11 +24,11 @@ use jit_agent::azure::credential::{
 };
 use serde::Serialize;
 
-use super::list::format_time;
 use crate::args::{AuthCommand, SecretArgs};
 use crate::connection::{self, AzureConnection};
 use crate::error::{CliError, ExitStatus};
 use crate::printer::Printer;
+use crate::printer::format::format_time;
 use crate::settings::{AuthMethod, CloudSettings, GlobalSettings};
 
 /// Client secrets are short (Entra ID's are 40 characters); anything larger piped in
@@ -303,7 +303,9 @@ async fn status(settings: &GlobalSettings, printer: &Printer) -> anyhow::Result<
                 ok: false,
                 token_expires_on: None,
                 subscriptions: None,
-                error: Some(crate::error::classify(error).message),
+                error: Some(
+                    crate::error::classify(error, crate::error::CommandKind::Other).message,
+                ),
             },
         },
     };

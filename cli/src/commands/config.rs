@@ -1,4 +1,7 @@
 //! `jit config path|show`: where the configuration lives and what it resolves to.
+//!
+//! `show` prints the resolved settings in the configuration file's own schema, so its
+//! output can be saved and read back with `--config` (secrets are never part of it).
 
 use anyhow::Context as _;
 
@@ -19,13 +22,21 @@ pub(crate) fn run(
                 .config_path
                 .as_ref()
                 .context("this platform has no user configuration directory; set JIT_CONFIG")?;
-            printer.data(path.display());
+            if printer.is_json() {
+                printer.json(&serde_json::json!({
+                    "path": path,
+                    "exists": path.is_file(),
+                }));
+            } else {
+                printer.data(path.display());
+            }
         }
         ConfigCommand::Show => {
+            let file = settings.to_config_file();
             if printer.is_json() {
-                printer.json(settings);
+                printer.json(&file);
             } else {
-                let text = toml::to_string_pretty(settings)
+                let text = toml::to_string_pretty(&file)
                     .context("could not render the settings as TOML")?;
                 match &settings.config_path {
                     Some(path) if path.is_file() => {

@@ -8,77 +8,47 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use jit_agent::access::my_ip::PublicAddress;
+use jit_agent::access::flow::{Grant, Wait};
 use jit_agent::access::plan::Service;
-use jit_agent::access::request::OpenPort;
 
-use super::access_flow::{self, AccessReport, Prepared};
-use super::{agent_link, common};
+use crate::agent_support::register_window;
 use crate::args::ConnectArgs;
 use crate::error::{CliError, ExitStatus};
 use crate::launch::rdp::{self, Platform, RdpLaunch, RdpTarget};
 use crate::launch::ssh::{SshTarget, display_command, ssh_command_line};
 use crate::printer::Printer;
-use crate::settings::GlobalSettings;
+use crate::printer::access::AccessReport;
+use crate::session::Session;
+use crate::settings::{AccessCommand, GlobalSettings};
 
 pub(crate) async fn run(
     arguments: ConnectArgs,
     settings: &GlobalSettings,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
-    let connection = common::connect(settings, printer).await?;
-    let scope = common::scope_for_vm(&connection, settings, &arguments.vm).await?;
-    let mut public_address: Option<PublicAddress> = None;
-    let prepared = access_flow::prepare(
-        &connection,
-        settings,
-        printer,
-        &scope,
-        access_flow::Ask {
-            vm: &arguments.vm,
-            access: &arguments.access,
-            ports: &arguments.port,
-        },
-        &mut public_address,
-    )
-    .await?;
-    let justification = arguments
-        .access
-        .justification
-        .clone()
-        .or_else(|| settings.access.justification.clone());
-    let initiated = access_flow::request(
-        &connection,
-        settings,
-        printer,
-        &prepared,
-        justification.as_deref(),
-    )
-    .await?;
-    let open = access_flow::wait(
-        &connection,
-        settings,
-        printer,
-        &prepared,
-        &initiated,
-        arguments.access.timeout.as_deref(),
-    )
-    .await?;
-    agent_link::register(settings, printer, &connection, &prepared, &initiated, &open).await;
+    let access = AccessCommand::resolve(&arguments.access, &arguments.port, settings)?;
+    let ask = access.ask(&arguments.vm)?;
+    let session = Session::open_for_requests(settings, printer)?;
+    let grant = session
+        .flow()
+        .open(
+            &ask,
+            access.justification.as_deref(),
+            Wait::UntilAnswering(access.timeout),
+        )
+        .await?;
+    register_window(settings, printer, &grant.window).await;
 
-    let mut report = AccessReport::new(&prepared, &initiated, open.clone(), justification);
-    let service = access_flow::service_of(&open, &prepared.plan);
-    let Some(port) = open.first() else {
+    let mut report = AccessReport::new(&grant);
+    let Some(port) = grant.open.first() else {
         return Err(anyhow::anyhow!("no port answered"));
     };
-    match service {
+    let details = &grant.prepared.details;
+    match grant.service() {
         Service::Ssh => {
-            let user = ssh_user(&arguments, settings, &prepared);
-            let vm_section = settings.vm_section(
-                &prepared.details.id,
-                &prepared.details.resource_group,
-                &prepared.details.name,
-            );
+            let user = ssh_user(&arguments, settings, &grant);
+            let vm_section =
+                settings.vm_section(&details.id, &details.resource_group, &details.name);
             let mut configured = settings.launch.ssh_args.clone();
             configured.extend(
                 vm_section
@@ -101,7 +71,7 @@ pub(crate) async fn run(
                     .collect(),
             );
             if arguments.no_launch {
-                print_report(printer, &report, Some(display_command(&program, &argv)));
+                report.print(printer, Some(&display_command(&program, &argv)));
                 return Ok(ExitStatus::Success);
             }
             run_ssh(program, argv, printer).await
@@ -113,15 +83,14 @@ pub(crate) async fn run(
                 user: arguments
                     .user
                     .clone()
-                    .or_else(|| prepared.details.admin_username.clone()),
+                    .or_else(|| details.admin_username.clone()),
             };
             let directory = rdp_directory(settings);
-            let file = rdp::write_rdp_file(
-                &directory,
-                &prepared.details.name,
-                &rdp::rdp_file_content(&target),
-            )
-            .with_context(|| format!("could not write the .rdp file in {}", directory.display()))?;
+            let file =
+                rdp::write_rdp_file(&directory, &details.name, &rdp::rdp_file_content(&target))
+                    .with_context(|| {
+                        format!("could not write the .rdp file in {}", directory.display())
+                    })?;
             report.rdp_file = Some(file.display().to_string());
             let launch = rdp::rdp_launch(
                 Platform::current(),
@@ -135,7 +104,7 @@ pub(crate) async fn run(
                 &file,
             );
             if arguments.no_launch {
-                print_report(printer, &report, None);
+                report.print(printer, None);
                 return Ok(ExitStatus::Success);
             }
             match launch {
@@ -149,42 +118,35 @@ pub(crate) async fn run(
                         .stdin(std::process::Stdio::null())
                         .spawn()
                         .with_context(|| format!("could not start {}", program.display()))?;
-                    print_report(printer, &report, None);
+                    report.print(printer, None);
                 }
                 RdpLaunch::ShowFile => {
                     printer.warn(
                         "no RDP client found (xfreerdp3, xfreerdp, remmina); open the .rdp file with yours",
                     );
-                    print_report(printer, &report, None);
+                    report.print(printer, None);
                 }
             }
             Ok(ExitStatus::Success)
         }
         Service::Other => {
-            print_report(printer, &report, None);
+            report.print(printer, None);
             Ok(ExitStatus::Success)
         }
     }
 }
 
-fn ssh_user(
-    arguments: &ConnectArgs,
-    settings: &GlobalSettings,
-    prepared: &Prepared,
-) -> Option<String> {
+fn ssh_user(arguments: &ConnectArgs, settings: &GlobalSettings, grant: &Grant) -> Option<String> {
+    let details = &grant.prepared.details;
     arguments
         .user
         .clone()
         .or_else(|| {
             settings
-                .vm_section(
-                    &prepared.details.id,
-                    &prepared.details.resource_group,
-                    &prepared.details.name,
-                )
+                .vm_section(&details.id, &details.resource_group, &details.name)
                 .and_then(|section| section.user.clone())
         })
-        .or_else(|| prepared.details.admin_username.clone())
+        .or_else(|| details.admin_username.clone())
 }
 
 /// Where `.rdp` files are written: next to the agent's state, else the cache dir.
@@ -198,48 +160,6 @@ fn rdp_directory(settings: &GlobalSettings) -> PathBuf {
         })
         .unwrap_or_else(std::env::temp_dir)
         .join("rdp")
-}
-
-/// Prints the window: a table of lines for people, or the JSON report.
-pub(crate) fn print_report(printer: &Printer, report: &AccessReport, command: Option<String>) {
-    if printer.is_json() {
-        printer.json(report);
-        return;
-    }
-    printer.data(format!(
-        "vm:       {}/{}",
-        report.vm.resource_group, report.vm.name
-    ));
-    for OpenPort {
-        number,
-        host,
-        connect_port,
-        mapped_port,
-        service,
-        ..
-    } in &report.ports
-    {
-        let via = mapped_port
-            .map(|mapped| format!(" (firewall port {mapped} for VM port {number})"))
-            .unwrap_or_default();
-        let service = match service {
-            Service::Ssh => "ssh",
-            Service::Rdp => "rdp",
-            Service::Other => "tcp",
-        };
-        printer.data(format!("{service}:      {host}:{connect_port}{via}"));
-    }
-    printer.data(format!("source:   {}", report.source));
-    printer.data(format!(
-        "until:    {}",
-        report.ends_at.strftime("%Y-%m-%d %H:%M:%S UTC")
-    ));
-    if let Some(command) = command {
-        printer.data(format!("command:  {command}"));
-    }
-    if let Some(file) = &report.rdp_file {
-        printer.data(format!("rdp file: {file}"));
-    }
 }
 
 /// Runs `ssh` in the foreground. Ctrl-C belongs to the session, so `jit` ignores it while

@@ -188,7 +188,10 @@ impl<'a> Demo<'a> {
     /// Runs `jit ARGS` with the demo's environment, output going straight to the
     /// terminal, and fails the demo if it fails.
     async fn jit(&self, arguments: &[&str]) -> anyhow::Result<()> {
-        self.printer.info(format!("$ jit {}", arguments.join(" ")));
+        self.printer.info(format!(
+            "$ jit {}",
+            crate::printer::format::shell_words(arguments.iter().copied())
+        ));
         let mut command = tokio::process::Command::new(&self.program);
         command.args(arguments).stdin(Stdio::inherit());
         for name in [

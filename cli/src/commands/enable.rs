@@ -4,65 +4,26 @@
 use anyhow::Context as _;
 use jit_agent::access::details::read_vm;
 use jit_agent::access::enable::{
-    ChangeOutcome, PolicyChange, VmPlacement, default_port, disable, enable, port_rule,
+    PolicyChange, VmPlacement, default_port, disable, enable, port_rules,
 };
-use jit_agent::azure::models::{IsoDuration, JitNetworkAccessPortRule, JitProtocol};
+use jit_agent::access::flow::FlowError;
+use jit_agent::azure::models::JitProtocol;
 
-use super::access_flow::report_change;
-use super::common;
 use crate::args::{DisableArgs, EnableArgs, ProtocolArg};
 use crate::error::{CliError, ExitStatus};
+use crate::interaction::describe_change;
 use crate::printer::Printer;
-use crate::settings::{GlobalSettings, parse_duration};
-
-/// JIT allows request durations from 5 minutes to a day.
-const SHORTEST_MAXIMUM: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
-const LONGEST_MAXIMUM: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
-
-/// Port rules for `numbers`, each with the same protocol, sources and maximum.
-pub(crate) fn port_rules(
-    numbers: &[u16],
-    protocol: &JitProtocol,
-    sources: &[String],
-    maximum: jiff::SignedDuration,
-) -> Result<Vec<JitNetworkAccessPortRule>, CliError> {
-    for source in sources {
-        let valid = source == "*"
-            || source.parse::<ipnet::Ipv4Net>().is_ok()
-            || source.parse::<std::net::Ipv4Addr>().is_ok();
-        if !valid {
-            return Err(CliError::Usage {
-                message: format!(
-                    "allowed source '{source}' is not *, an IPv4 address or an IPv4 range"
-                ),
-                hint: Some("JIT accepts only IPv4 sources".to_owned()),
-            });
-        }
-    }
-    let maximum = IsoDuration::from_duration(maximum);
-    Ok(numbers
-        .iter()
-        .map(|&number| port_rule(number, protocol.clone(), sources, maximum.as_str()))
-        .collect())
-}
+use crate::session::Session;
+use crate::settings::{GlobalSettings, parse_duration, parse_vm};
 
 pub(crate) async fn run_enable(
     arguments: EnableArgs,
     settings: &GlobalSettings,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
+    let query = parse_vm(&arguments.vm)?;
     let maximum = match arguments.max_duration.as_deref() {
-        Some(text) => {
-            let duration = parse_duration(text, "--max-duration")?;
-            if !(SHORTEST_MAXIMUM..=LONGEST_MAXIMUM).contains(&duration) {
-                return Err(CliError::Usage {
-                    message: format!("--max-duration {text} is outside what JIT allows"),
-                    hint: Some("use between 5 minutes and 24 hours".to_owned()),
-                }
-                .into());
-            }
-            duration
-        }
+        Some(text) => parse_duration(text, "--max-duration")?,
         None => settings.enable.max_duration,
     };
     let sources = if arguments.allowed_sources.is_empty() {
@@ -76,30 +37,32 @@ pub(crate) async fn run_enable(
         ProtocolArg::Udp => JitProtocol::Udp,
     };
     // Validated before any Azure call.
-    port_rules(&[22], &protocol, &sources, maximum)?;
-    let (connection, summary) = common::connect_to_vm(settings, printer, &arguments.vm).await?;
-    let details = read_vm(&connection.arm, &summary.id)
+    port_rules(&[22], &protocol, &sources, maximum).map_err(|error| CliError::Usage {
+        message: error.to_string(),
+        hint: Some("JIT accepts IPv4 sources or *, and maximums from 5m to 24h".to_owned()),
+    })?;
+    let session = Session::open(settings, printer)?;
+    let flow = session.flow();
+    let summary = flow.locate_supported(&query).await?;
+    let details = read_vm(&session.connection.arm, &summary.id)
         .await
         .with_context(|| format!("could not read {}", summary.name))?;
     if !details.has_network_security_group() {
-        return Err(CliError::Unavailable {
-            message: format!(
-                "JIT cannot protect {}: it has no network security group on its network interface or subnet",
-                details.name
-            ),
-            hint: Some("attach a network security group to the VM's NIC or subnet first".to_owned()),
-        }
-        .into());
+        return Err(FlowError::NoNetworkSecurityGroup { vm: details.name }.into());
     }
     let numbers: Vec<u16> = if arguments.ports.is_empty() {
         vec![default_port(details.os.as_ref())]
     } else {
         arguments.ports.clone()
     };
-    let rules = port_rules(&numbers, &protocol, &sources, maximum)?;
+    let rules =
+        port_rules(&numbers, &protocol, &sources, maximum).map_err(|error| CliError::Usage {
+            message: error.to_string(),
+            hint: None,
+        })?;
     let placement = VmPlacement::new(&details.id, &details.location)?;
     let progress = printer.progress(format!("Updating the JIT policy of {}", details.name));
-    let change = enable(&connection.arm, &placement, rules)
+    let change = enable(&session.connection.arm, &placement, rules)
         .await
         .with_context(|| format!("could not enable JIT for {}", details.name))?;
     drop(progress);
@@ -112,10 +75,12 @@ pub(crate) async fn run_disable(
     settings: &GlobalSettings,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
-    let (connection, summary) = common::connect_to_vm(settings, printer, &arguments.vm).await?;
+    let query = parse_vm(&arguments.vm)?;
+    let session = Session::open(settings, printer)?;
+    let summary = session.flow().locate_supported(&query).await?;
     let placement = VmPlacement::new(&summary.id, &summary.location)?;
     let progress = printer.progress(format!("Updating the JIT policy of {}", summary.name));
-    let change = disable(&connection.arm, &placement)
+    let change = disable(&session.connection.arm, &placement)
         .await
         .with_context(|| format!("could not disable JIT for {}", summary.name))?;
     drop(progress);
@@ -124,13 +89,7 @@ pub(crate) async fn run_disable(
 }
 
 fn finish(printer: &Printer, vm_name: &str, change: &PolicyChange) {
-    report_change(
-        printer,
-        vm_name,
-        &change.outcome,
-        &change.policy_id,
-        change.other_virtual_machines,
-    );
+    printer.success(describe_change(vm_name, change));
     if printer.is_json() {
         printer.json(&serde_json::json!({
             "vm": vm_name,
@@ -138,7 +97,7 @@ fn finish(printer: &Printer, vm_name: &str, change: &PolicyChange) {
             "policy_id": change.policy_id,
             "other_virtual_machines_unchanged": change.other_virtual_machines,
         }));
-    } else if change.outcome != ChangeOutcome::Unchanged {
+    } else if change.outcome != jit_agent::access::enable::ChangeOutcome::Unchanged {
         printer.data(format!("policy: {}", change.policy_id));
     }
 }

@@ -7,48 +7,50 @@
 //! - **through the agent** when one runs for this Azure: it knows the window (ports,
 //!   source, justification), asks Azure with its own warm sign-in, and starts tracking
 //!   the new window at once;
-//! - **directly** otherwise: the VM's open ports are read back from its JIT policy (so a
-//!   window opened with `--no-agent`, by the portal or by a script is extended too), the
-//!   duration is checked against the policy exactly as `jit connect` checks it, the same
-//!   `initiate` as `connect` is posted, and the new window is handed to the agent.
+//! - **directly** otherwise (`jit_agent::access::flow::AccessFlow::extend`): the VM's
+//!   policy is read, the newest open request that is *this user's* (made by `jit` here,
+//!   see `jit_agent::access::ownership`, so a window opened with `--no-agent` is
+//!   extended too) is asked for again with its own ports and source, the duration
+//!   checked against the policy exactly as `jit connect` checks it, and the new window
+//!   is handed to the agent. Windows other people opened are listed, never renewed:
+//!   a new request would replace their access.
 //!
 //! `--justification` always goes the direct way (the agent's extension keeps the
 //! window's justification), and so does a window the agent does not track or an agent
 //! that cannot reach Azure. A failure anywhere else is reported, never retried: the
 //! request may have reached Azure.
 
-use anyhow::Context as _;
 use jiff::SignedDuration;
-use jit_agent::access::plan::{PlanError, choose_duration};
-use jit_agent::access::request::{Initiated, PortRequest, VmRequest, initiate};
-use jit_agent::access::status::{ActivePort, PolicyEntry, active_ports, find_entry};
-use jit_agent::azure::models::JitNetworkAccessPortRule;
-use jit_agent::daemon::azure_backend::window_from_request;
+use jit_agent::access::window::ExtendLength;
 use jit_agent::daemon::protocol::{ErrorKind, PROTOCOL_VERSION, WindowView};
-use jit_agent::daemon::{AccessWindow, ClientError, ExtendLength, PortStatus, WindowPort};
+use jit_agent::daemon::{AccessWindow, ClientError};
 
-use super::access_flow::describe_end;
-use super::agent::{connect_if_running, welcome_text};
-use super::agent_link::{self, agent_profile};
-use super::common;
-use super::status::{WindowDocument, table};
+use crate::agent_support::{agent_profile, connect_if_running, register_window, welcome_text};
 use crate::args::ExtendArgs;
 use crate::error::{CliError, ExitStatus};
 use crate::printer::Printer;
-use crate::settings::{GlobalSettings, parse_duration};
+use crate::printer::format::{describe_end, ports_phrase};
+use crate::printer::windows::{WindowDocument, table};
+use crate::session::Session;
+use crate::settings::{GlobalSettings, parse_duration, parse_vm};
 
 pub(crate) async fn run(
     arguments: ExtendArgs,
     settings: &GlobalSettings,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
+    let query = parse_vm(&arguments.vm)?;
     let requested = arguments
         .duration
         .as_deref()
         .map(|text| parse_duration(text, "--duration"))
         .transpose()?;
+    let length = match requested {
+        Some(duration) => ExtendLength::Duration { duration },
+        None => ExtendLength::PolicyMaximum,
+    };
     if settings.agent.enabled && arguments.justification.is_none() {
-        match through_agent(&arguments.vm, requested, settings, printer).await? {
+        match through_agent(&arguments.vm, &length, settings, printer).await? {
             ThroughAgent::Extended(view) => {
                 let offset = view.window.server_clock_offset_at_registration;
                 let document = WindowDocument::new(
@@ -63,7 +65,20 @@ pub(crate) async fn run(
             ThroughAgent::GoDirect => {}
         }
     }
-    directly(&arguments, requested, settings, printer).await
+    let session = Session::open_for_requests(settings, printer)?;
+    let flow = session.flow();
+    let window = flow
+        .extend(&query, &length, arguments.justification.as_deref())
+        .await?;
+    session.terminal.end_progress();
+    register_window(settings, printer, &window).await;
+    let offset = window.server_clock_offset_at_registration;
+    let time_left = window
+        .ends_at
+        .duration_since(session.connection.arm.server_now());
+    let document = WindowDocument::new(&window, time_left, false, offset);
+    report(printer, &document, &window, time_left);
+    Ok(ExitStatus::Success)
 }
 
 /// What asking the agent came to.
@@ -76,7 +91,7 @@ enum ThroughAgent {
 
 async fn through_agent(
     vm: &str,
-    requested: Option<SignedDuration>,
+    length: &ExtendLength,
     settings: &GlobalSettings,
     printer: &Printer,
 ) -> anyhow::Result<ThroughAgent> {
@@ -93,12 +108,8 @@ async fn through_agent(
         ));
         return Ok(ThroughAgent::GoDirect);
     }
-    let length = match requested {
-        Some(duration) => ExtendLength::Duration { duration },
-        None => ExtendLength::PolicyMaximum,
-    };
     let progress = printer.progress(format!("Asking the agent to extend the window on {vm}"));
-    let answer = client.extend_window(vm, length).await;
+    let answer = client.extend_window(vm, length.clone()).await;
     drop(progress);
     let error = match answer {
         Ok(view) => return Ok(ThroughAgent::Extended(Box::new(view))),
@@ -130,7 +141,7 @@ async fn through_agent(
         .into()),
         ErrorKind::InvalidRequest => Err(CliError::Usage {
             message: error.message,
-            hint: Some(if requested.is_some() {
+            hint: Some(if matches!(length, ExtendLength::Duration { .. }) {
                 "ask for less with --duration, or raise the maximum with `jit enable --max-duration`"
                     .to_owned()
             } else {
@@ -143,146 +154,6 @@ async fn through_agent(
     }
 }
 
-/// Extends from the VM's JIT policy, without the agent's knowledge of the window.
-async fn directly(
-    arguments: &ExtendArgs,
-    requested: Option<SignedDuration>,
-    settings: &GlobalSettings,
-    printer: &Printer,
-) -> anyhow::Result<ExitStatus> {
-    let (connection, summary) = common::connect_to_vm(settings, printer, &arguments.vm).await?;
-    let no_window = |why: &str| CliError::NotFound {
-        message: format!("{} has no open access window{why}", summary.name),
-        hint: Some(format!("open one with `jit connect {}`", arguments.vm)),
-    };
-    let entry = find_entry(&connection.arm, &summary.subscription_id, &summary.id)
-        .await
-        .with_context(|| format!("could not read the JIT policy of {}", summary.name))?
-        .ok_or_else(|| no_window(" (JIT is not enabled for it)"))?;
-    let open = active_ports(
-        &entry.policy,
-        &entry.virtual_machine.id,
-        connection.arm.server_now(),
-    );
-    if open.is_empty() {
-        return Err(no_window("").into());
-    }
-    let rules = policy_rules(&entry, &open)?;
-    let duration = choose_duration(requested, &rules)?;
-    let ports = open
-        .iter()
-        .map(|port| port_request(port, &summary.name))
-        .collect::<Result<Vec<_>, _>>()?;
-    let justification = arguments
-        .justification
-        .clone()
-        .or_else(|| open.iter().find_map(|port| port.justification.clone()))
-        .or_else(|| settings.access.justification.clone());
-    let progress = printer.progress(format!("Extending the window on {}", summary.name));
-    let initiated = initiate(
-        &connection.arm,
-        entry.policy_id(),
-        &[VmRequest {
-            vm_id: entry.virtual_machine.id.clone(),
-            ports,
-        }],
-        duration,
-        justification.as_deref(),
-    )
-    .await
-    .with_context(|| format!("Azure refused to extend the window on {}", summary.name))?;
-    drop(progress);
-    let offset = connection
-        .arm
-        .server_time_offset()
-        .unwrap_or(initiated.server_offset);
-    let template = AccessWindow {
-        vm_id: summary.id.clone(),
-        vm_name: summary.name.clone(),
-        resource_group: summary.resource_group.clone(),
-        subscription_id: summary.subscription_id.clone(),
-        policy_id: initiated.policy_id.clone(),
-        ports: open
-            .iter()
-            .map(|port| WindowPort {
-                number: port.number,
-                mapped_port: port.mapped_port,
-                status: PortStatus::Initiating,
-            })
-            .collect(),
-        source_address_prefix: open
-            .iter()
-            .find_map(|port| port.source.clone())
-            .unwrap_or_default(),
-        requested_at: initiated.request.start_time_utc,
-        ends_at: initiated.end_time,
-        server_clock_offset_at_registration: offset,
-        justification: justification.clone(),
-        connect_address: entry.virtual_machine.public_ip_address.clone(),
-    };
-    let window = extended_window(template, &initiated, offset);
-    agent_link::register_window(settings, printer, &window).await;
-    let time_left = window.ends_at.duration_since(connection.arm.server_now());
-    let document = WindowDocument::new(&window, time_left, false, offset);
-    report(printer, &document, &window, time_left);
-    Ok(ExitStatus::Success)
-}
-
-/// The window Azure's answer describes (the template's when it does not mention the VM).
-fn extended_window(
-    template: AccessWindow,
-    initiated: &Initiated,
-    offset: SignedDuration,
-) -> AccessWindow {
-    window_from_request(&template, &initiated.request, offset).unwrap_or(template)
-}
-
-/// The policy's rules for the open ports: they bound the new request's length.
-fn policy_rules<'a>(
-    entry: &'a PolicyEntry,
-    open: &[ActivePort],
-) -> Result<Vec<&'a JitNetworkAccessPortRule>, PlanError> {
-    open.iter()
-        .map(|port| {
-            entry
-                .virtual_machine
-                .ports
-                .iter()
-                .find(|rule| rule.number == port.number)
-                .ok_or_else(|| PlanError::PortNotInPolicy {
-                    requested: port.number,
-                    available: entry
-                        .virtual_machine
-                        .ports
-                        .iter()
-                        .map(|rule| rule.number)
-                        .collect(),
-                })
-        })
-        .collect()
-}
-
-/// The same port for the same source. A request can name one source per port, so a
-/// port opened for several ranges (by the portal or a script) cannot be repeated as is.
-fn port_request(port: &ActivePort, vm_name: &str) -> Result<PortRequest, CliError> {
-    match &port.source {
-        Some(source) if source.contains(',') => Err(CliError::Usage {
-            message: format!(
-                "port {} of {vm_name} is open for several sources ({source}); a request names one",
-                port.number
-            ),
-            hint: Some(format!(
-                "request the source you need with `jit request {vm_name} --port {} --source …`",
-                port.number
-            )),
-        }),
-        source => Ok(PortRequest {
-            number: port.number,
-            source_prefix: source.clone(),
-        }),
-    }
-}
-
 /// Says what the new window is: one line on stderr, the window on stdout.
 fn report(
     printer: &Printer,
@@ -290,15 +161,14 @@ fn report(
     window: &AccessWindow,
     time_left: SignedDuration,
 ) {
-    let ports: Vec<String> = window.port_numbers().iter().map(u16::to_string).collect();
     let azure_now = window
         .ends_at
         .checked_sub(time_left)
         .unwrap_or(window.ends_at);
     printer.success(format!(
-        "Extended {}: port {} for {} until {}",
+        "Extended {}: {} for {} until {}",
         document.vm_reference(),
-        ports.join(", "),
+        ports_phrase(&window.port_numbers()),
         window.source_address_prefix,
         describe_end(window.ends_at, azure_now)
     ));
@@ -306,41 +176,5 @@ fn report(
         printer.json(document);
     } else {
         printer.data(table(std::slice::from_ref(document)));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use jiff::Timestamp;
-
-    use super::*;
-
-    fn open_port(source: Option<&str>) -> ActivePort {
-        ActivePort {
-            number: 22,
-            status: "Initiated".to_owned(),
-            source: source.map(str::to_owned),
-            end_time_utc: Timestamp::UNIX_EPOCH,
-            mapped_port: None,
-            requestor: None,
-            justification: None,
-            start_time_utc: Timestamp::UNIX_EPOCH,
-        }
-    }
-
-    #[test]
-    fn the_same_source_is_asked_for_again() {
-        let request = port_request(&open_port(Some("198.51.100.7")), "api-01");
-        assert_eq!(
-            request.ok(),
-            Some(PortRequest {
-                number: 22,
-                source_prefix: Some("198.51.100.7".to_owned())
-            })
-        );
-        assert!(matches!(
-            port_request(&open_port(Some("10.0.0.0/8,192.168.0.0/16")), "api-01"),
-            Err(CliError::Usage { .. })
-        ));
     }
 }

@@ -1,11 +1,8 @@
 //! One module per subcommand. Each takes typed settings and a printer, does its work
 //! through `jit_agent`, and returns the exit status it earned.
 
-mod access_flow;
 mod agent;
-pub mod agent_link;
 mod auth;
-mod common;
 mod completions;
 mod config;
 mod connect;
@@ -20,9 +17,20 @@ mod ssh_config;
 mod status;
 
 use crate::args::Command;
-use crate::error::ExitStatus;
+use crate::error::{CommandKind, ExitStatus};
 use crate::printer::Printer;
 use crate::settings::GlobalSettings;
+
+/// Which command this is, for hints that name its flags.
+pub fn kind(command: &Command) -> CommandKind {
+    match command {
+        Command::Connect(_) => CommandKind::Connect,
+        Command::Request(_) => CommandKind::Request,
+        Command::Proxy(_) => CommandKind::Proxy,
+        Command::Extend(_) => CommandKind::Extend,
+        _ => CommandKind::Other,
+    }
+}
 
 /// Runs one command.
 pub async fn run(

@@ -20,15 +20,16 @@ use jit_agent::azure::arm::ArmClient;
 use jit_agent::azure::resource_id::same_resource_id;
 use serde::Serialize;
 
-use super::common;
-use super::list::{
-    self, RequestPortView, RequestView, SubscriptionNames, Table, VmView, format_time,
-    format_time_left,
-};
 use crate::args::ShowArgs;
 use crate::error::ExitStatus;
 use crate::printer::Printer;
-use crate::settings::GlobalSettings;
+use crate::printer::format::{format_time, format_time_left};
+use crate::printer::inventory::{
+    self as views, RequestPortView, RequestView, SubscriptionNames, VmView,
+};
+use crate::printer::table::Table;
+use crate::session::Session;
+use crate::settings::{GlobalSettings, parse_vm};
 
 /// How many past requests `show` lists.
 const RECENT_REQUESTS: usize = 10;
@@ -46,9 +47,12 @@ pub(crate) async fn run(
     settings: &GlobalSettings,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
-    let connection = common::connect(settings, printer).await?;
-    let (subscriptions, scope) = common::scope(&connection, settings, None).await?;
-    let summary = common::locate_vm(&connection, &scope, &arguments.vm, printer).await?;
+    let query = parse_vm(&arguments.vm)?;
+    let session = Session::open(settings, printer)?;
+    let flow = session.flow();
+    let summary = flow.locate(&query).await?;
+    let subscriptions = flow.subscriptions().await?.to_vec();
+    let connection = &session.connection;
     let progress = printer.progress(format!("Reading {}", summary.group_and_name()));
     let shown = if summary.is_classic() {
         read_classic(&connection.arm, &summary).await
@@ -195,11 +199,13 @@ fn render(shown: &Shown, names: &SubscriptionNames) -> String {
         ));
         facts.push((
             "NSG on NIC",
-            or_dash(Some(&list::names_of(&vm.network.interface_security_groups))),
+            or_dash(Some(&views::names_of(
+                &vm.network.interface_security_groups,
+            ))),
         ));
         facts.push((
             "NSG on subnet",
-            or_dash(Some(&list::names_of(&vm.network.subnet_security_groups))),
+            or_dash(Some(&views::names_of(&vm.network.subnet_security_groups))),
         ));
         facts.push(("firewall", firewall_text(vm)));
     }
@@ -249,9 +255,9 @@ fn jit_section(vm: &InventoryVm) -> String {
             let mut table = Table::new(vec!["PORT", "MAX", "ALLOWED SOURCES"]);
             for port in &jit.ports {
                 table.push(vec![
-                    list::port_with_protocol(port),
-                    list::max_duration(port),
-                    list::sources(port),
+                    views::port_with_protocol(port),
+                    views::max_duration(port),
+                    views::sources(port),
                 ]);
             }
             format!(

@@ -14,25 +14,31 @@ use jit_agent::access::inventory::{InventoryVm, inventory};
 use jit_agent::access::status::JitState;
 use jit_agent::azure::clients::VirtualMachinesClient;
 
-use super::common;
+use serde::Serialize;
+
 use crate::args::SshConfigArgs;
 use crate::error::{CliError, ExitStatus};
 use crate::printer::Printer;
-use crate::settings::GlobalSettings;
+use crate::session::Session;
+use crate::settings::{GlobalSettings, parse_vm};
 
 pub(crate) async fn run(
     arguments: SshConfigArgs,
     settings: &GlobalSettings,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
-    let connection = common::connect(settings, printer).await?;
-    let (_, scope) = common::scope(
-        &connection,
-        settings,
-        arguments.scope.resource_group.as_deref(),
-    )
-    .await?;
-    let vms: Vec<Entry> = if arguments.vms.is_empty() {
+    let queries = arguments
+        .vms
+        .iter()
+        .map(|vm| parse_vm(vm))
+        .collect::<Result<Vec<_>, _>>()?;
+    let session = Session::open(settings, printer)?;
+    let flow = session.flow();
+    let connection = &session.connection;
+    let vms: Vec<Entry> = if queries.is_empty() {
+        let scope = flow
+            .search_scope(arguments.scope.resource_group.as_deref())
+            .await?;
         let progress = printer.progress("Finding JIT-enabled Linux VMs");
         let listed = inventory(&connection.arm, &scope).await?;
         drop(progress);
@@ -44,8 +50,8 @@ pub(crate) async fn run(
             .collect()
     } else {
         let mut found = Vec::new();
-        for vm in &arguments.vms {
-            let summary = common::locate_vm(&connection, &scope, vm, printer).await?;
+        for query in &queries {
+            let summary = flow.locate(query).await?;
             found.push(Entry {
                 name: summary.name.clone(),
                 resource_group: summary.resource_group.clone(),
@@ -77,8 +83,16 @@ pub(crate) async fn run(
         .into());
     }
     let program = std::env::current_exe().context("cannot find the running jit")?;
-    printer.data(render(&vms, &program.display().to_string()));
-    printer.info("Add these lines to ~/.ssh/config (or Include a file holding them).");
+    let text = render(&vms, &program.display().to_string());
+    if printer.is_json() {
+        printer.json(&SshConfigDocument {
+            entries: &vms,
+            config: text,
+        });
+    } else {
+        printer.data(text);
+        printer.info("Add these lines to ~/.ssh/config (or Include a file holding them).");
+    }
     Ok(ExitStatus::Success)
 }
 
@@ -88,8 +102,15 @@ fn is_linux(vm: &InventoryVm) -> bool {
         .is_none_or(|os| os.eq_ignore_ascii_case("linux"))
 }
 
+/// `jit ssh-config -o json`: the entries, and the text to add to `~/.ssh/config`.
+#[derive(Debug, Serialize)]
+struct SshConfigDocument<'a> {
+    entries: &'a [Entry],
+    config: String,
+}
+
 /// One `Host` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct Entry {
     pub(crate) name: String,
     pub(crate) resource_group: String,

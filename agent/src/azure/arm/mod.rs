@@ -154,6 +154,7 @@ struct Inner {
     endpoint: Url,
     pipeline: Pipeline,
     credential: Arc<TokenCache>,
+    token_scope: String,
     long_running: LongRunningOptions,
     server_offset_ms: AtomicI64,
 }
@@ -208,6 +209,7 @@ impl ArmClient {
                 endpoint,
                 pipeline,
                 credential,
+                token_scope: endpoints.token_scope.clone(),
                 long_running: options.long_running,
                 server_offset_ms: AtomicI64::new(NO_OFFSET),
             }),
@@ -222,6 +224,12 @@ impl ArmClient {
     /// The token cache behind this client.
     pub fn credential(&self) -> &Arc<TokenCache> {
         &self.inner.credential
+    }
+
+    /// The scope of the tokens this client signs its calls with (`…/.default` of the
+    /// cloud's ARM audience).
+    pub fn token_scope(&self) -> &str {
+        &self.inner.token_scope
     }
 
     /// Azure's clock minus ours, from the latest `Date` header (±1 s: the header has

@@ -6,6 +6,12 @@
 //! never carries meaning on its own. A closed stdout (`jit list | head -1`) is not an
 //! error: the printer stops writing and the command finishes normally.
 
+pub mod access;
+pub mod format;
+pub mod inventory;
+pub mod table;
+pub mod windows;
+
 use std::fmt::Display;
 use std::io::{self, IsTerminal, Write};
 use std::sync::Arc;
@@ -16,7 +22,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use owo_colors::OwoColorize;
 use serde::Serialize;
 
-use crate::settings::OutputFormat;
+/// Output format for data on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
 
 /// How much a command says on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
