@@ -180,8 +180,11 @@ async fn an_agent_of_another_user_is_refused_before_anything_is_sent() {
         .expect("run the helper as nobody");
     let stdout = helper.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
-    let ready = lines.next().and_then(Result::ok).unwrap_or_default();
-    assert!(ready.contains("READY"), "the helper did not start: {ready}");
+    let ready = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line.contains("READY"));
+    assert!(ready, "the helper did not start");
 
     let error = AgentClient::connect(&dirs.paths, VERSION, Duration::from_secs(5))
         .await

@@ -47,6 +47,37 @@ pub enum ExitStatus {
 }
 
 impl ExitStatus {
+    /// Every status with a code of its own, as `docs/exit-codes.md` lists them.
+    pub const DOCUMENTED: [ExitStatus; 10] = [
+        Self::Success,
+        Self::Failure,
+        Self::Usage,
+        Self::NotFound,
+        Self::Authentication,
+        Self::Denied,
+        Self::Azure,
+        Self::Timeout,
+        Self::Unavailable,
+        Self::Interrupted,
+    ];
+
+    /// The name `docs/exit-codes.md` gives the status.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+            Self::Usage => "usage",
+            Self::NotFound => "not found",
+            Self::Authentication => "authentication",
+            Self::Denied => "denied",
+            Self::Azure => "azure",
+            Self::Timeout => "timeout",
+            Self::Unavailable => "unavailable",
+            Self::Interrupted => "interrupted",
+            Self::Child(_) => "the client's own",
+        }
+    }
+
     /// The process exit code.
     pub fn code(self) -> u8 {
         match self {
@@ -524,18 +555,7 @@ mod tests {
 
     #[test]
     fn exit_codes_are_distinct() {
-        let statuses = [
-            ExitStatus::Success,
-            ExitStatus::Failure,
-            ExitStatus::Usage,
-            ExitStatus::NotFound,
-            ExitStatus::Authentication,
-            ExitStatus::Denied,
-            ExitStatus::Azure,
-            ExitStatus::Timeout,
-            ExitStatus::Unavailable,
-            ExitStatus::Interrupted,
-        ];
+        let statuses = ExitStatus::DOCUMENTED;
         let mut codes: Vec<u8> = statuses.iter().map(|status| status.code()).collect();
         codes.sort_unstable();
         codes.dedup();

@@ -7,7 +7,7 @@
 //! with its source, before any Azure call), and lets tests build settings directly.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use jiff::SignedDuration;
 use serde::Serialize;
@@ -592,7 +592,9 @@ fn resolve_azure(
     let cloud = resolve_cloud(args, environment, file)?;
 
     let mut ca_files: Vec<PathBuf> = file.ca_files.clone().unwrap_or_default();
-    if let Some(path) = environment.get(env_vars::JIT_CA_FILE) {
+    if let Some(path) = environment.get(env_vars::JIT_CA_FILE)
+        && !ca_files.iter().any(|known| known == Path::new(path))
+    {
         ca_files.push(PathBuf::from(path));
     }
     for path in &ca_files {

@@ -475,6 +475,10 @@ fn the_demo_runs_the_whole_flow_and_exits_zero() {
         "the clock jump ends the window: {stdout}"
     );
     assert!(stderr.contains("$ jit connect api-01"), "{stderr}");
+    assert!(
+        stderr.contains("--justification 'jit demo'"),
+        "commands are shown as a shell needs them: {stderr}"
+    );
 }
 
 #[test]
