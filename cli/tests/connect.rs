@@ -512,3 +512,115 @@ fn enabling_uses_the_configured_defaults_for_sources_and_maximum() {
         "198.51.100.0/24"
     );
 }
+
+/// What `ssh -G` (resolve the configuration, print it, connect nowhere) makes of an argv
+/// built by `jit`, without reading any ssh config file.
+fn resolved_by_ssh(
+    target: &jit::launch::ssh::SshTarget,
+    user_args: &[&str],
+) -> std::process::Output {
+    let user_args: Vec<String> = user_args.iter().map(|arg| (*arg).to_owned()).collect();
+    let configured = ["-G", "-F", "/dev/null"].map(str::to_owned);
+    let (program, arguments) = jit::launch::ssh::ssh_command_line(
+        std::path::Path::new("ssh"),
+        &configured,
+        target,
+        &user_args,
+    );
+    std::process::Command::new(program)
+        .args(&arguments)
+        .output()
+        .expect("ssh runs")
+}
+
+#[test]
+fn openssh_reads_the_users_options_as_options_and_the_destination_after_them() {
+    require_ssh();
+    let target = jit::launch::ssh::SshTarget {
+        address: "127.0.0.1".to_owned(),
+        port: 2222,
+        user: Some("azureuser".to_owned()),
+    };
+    let output = resolved_by_ssh(
+        &target,
+        &["-L", "8080:x:80", "-o", "ServerAliveInterval=7", "uptime"],
+    );
+    let (resolved, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "ssh -G failed: {stderr}");
+    let lines: Vec<&str> = resolved.lines().collect();
+    for expected in [
+        "user azureuser",
+        "hostname 127.0.0.1",
+        "port 2222",
+        "serveraliveinterval 7",
+    ] {
+        assert!(lines.contains(&expected), "{expected}:\n{resolved}");
+    }
+    // `localforward 8080 [x]:80` (or `x:80` in older versions).
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.starts_with("localforward 8080 ") && line.contains('x')),
+        "{resolved}"
+    );
+}
+
+#[test]
+fn openssh_reads_a_hostile_user_name_as_a_user_never_as_an_option() {
+    require_ssh();
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let planted = scratch.path().join("pwned");
+    let hostile = jit::launch::ssh::SshTarget {
+        address: "127.0.0.1".to_owned(),
+        port: 2222,
+        user: Some(format!("-oProxyCommand=touch {}", planted.display())),
+    };
+    let output = resolved_by_ssh(&hostile, &["-L", "8080:x:80", "uptime"]);
+    let (resolved, stderr) = text(&output);
+    assert!(
+        !resolved
+            .lines()
+            .any(|line| line.starts_with("proxycommand ")),
+        "the user name became a ProxyCommand:\n{resolved}"
+    );
+    if output.status.success() {
+        // An OpenSSH without user-name checks takes it as the (odd) user of 127.0.0.1.
+        assert!(
+            resolved.lines().any(|line| line == "hostname 127.0.0.1"),
+            "{resolved}"
+        );
+    } else {
+        // Newer OpenSSH (and Debian's backport) refuses it as a user name, which it
+        // could only do after reading it as the destination's user.
+        assert!(
+            stderr.contains("username contains invalid characters"),
+            "{stderr}"
+        );
+    }
+
+    // The checked form refuses the name before any ssh runs.
+    let refused =
+        jit::launch::ssh::checked_ssh_command_line(std::path::Path::new("ssh"), &[], &hostile, &[])
+            .expect_err("an option-like user name is refused");
+    assert!(refused.to_string().contains("starts with '-'"), "{refused}");
+}
+
+#[test]
+fn jit_connect_never_lets_a_user_name_run_a_proxy_command() {
+    require_ssh();
+    let context = TestContext::new();
+    let planted = context.home().join("pwned");
+    let user = format!("--user=-oProxyCommand=touch {}", planted.display());
+    let output = connect_with_command(&context, "api-01", &[&user], &["hostname"]);
+    let (_, stderr) = text(&output);
+    let created: Vec<String> = std::fs::read_dir(context.home())
+        .expect("home listable")
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("pwned"))
+        .collect();
+    assert!(
+        created.is_empty(),
+        "ssh ran the user name as a ProxyCommand ({created:?}); stderr:\n{stderr}"
+    );
+}
