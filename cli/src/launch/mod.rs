@@ -76,6 +76,11 @@ pub enum LaunchError {
         /// What is wrong with it.
         reason: Unsafe,
     },
+    /// No per-user directory exists for `.rdp` files.
+    #[error(
+        "cannot find a per-user state directory for the .rdp file (no home directory); set JIT_STATE_DIR"
+    )]
+    NoStateDirectory,
 }
 
 impl LaunchError {
@@ -90,6 +95,9 @@ impl LaunchError {
                 kind: ValueKind::Address,
                 ..
             } => "the address comes from the VM's public IP or DNS name in Azure; check them with `jit show`".to_owned(),
+            Self::NoStateDirectory => {
+                "set JIT_STATE_DIR to a directory of your own".to_owned()
+            }
         }
     }
 }
