@@ -624,3 +624,67 @@ fn jit_connect_never_lets_a_user_name_run_a_proxy_command() {
         "ssh ran the user name as a ProxyCommand ({created:?}); stderr:\n{stderr}"
     );
 }
+
+#[test]
+fn a_private_answer_from_a_my_ip_service_is_never_the_requests_source() {
+    let context = TestContext::new();
+    // A proxy or captive portal answering for the service with an internal address.
+    context.emulator.set_my_ip(Some("10.20.30.40".to_owned()));
+    let output = context.run(&["connect", "api-01", "--no-launch", "--timeout", "30s"]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let recorded = policy(
+        &context,
+        "/resourceGroups/rg-web/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default",
+    );
+    // No prefix was sent: the emulator (as Azure) used the address it saw.
+    assert_eq!(
+        recorded["properties"]["requests"][0]["virtualMachines"][0]["ports"][0]["allowedSourceAddressPrefix"],
+        "198.51.100.7",
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn discover_refuses_non_public_answers_over_https() {
+    let emulator = jit_emulator::Emulator::start_with(
+        jit_emulator::World::default_world(),
+        jit_emulator::EmulatorOptions::default(),
+    )
+    .expect("the emulator starts");
+    let transport = jit_agent::azure::transport::HttpTransport::new(
+        &jit_agent::azure::transport::TransportOptions {
+            extra_ca_files: vec![emulator.info().ca_cert.clone()],
+            ..jit_agent::azure::transport::TransportOptions::default()
+        },
+    )
+    .expect("HTTP client");
+    let urls = [
+        emulator.info().my_ip_url.clone(),
+        format!("{}?format=json", emulator.info().my_ip_url),
+    ];
+    let timeout = std::time::Duration::from_secs(10);
+
+    // The emulator's own answer (a documentation address) is used.
+    let public = jit_agent::access::my_ip::discover(transport.client(), &urls, timeout).await;
+    assert_eq!(public.ipv4(), "198.51.100.7".parse().ok(), "{public:?}");
+
+    for (answer, kind) in [
+        ("10.20.30.40", "private"),
+        ("100.64.0.9", "carrier-grade NAT"),
+        ("127.0.0.1", "loopback"),
+        ("169.254.169.254", "link-local"),
+        ("fd00::1", "unique local"),
+    ] {
+        emulator.set_my_ip(Some(answer.to_owned()));
+        let discovered =
+            jit_agent::access::my_ip::discover(transport.client(), &urls, timeout).await;
+        assert_eq!(discovered.ipv4(), None, "{answer} was used: {discovered:?}");
+        assert!(discovered.ipv6().is_empty(), "{discovered:?}");
+        let reason = discovered.why_no_ipv4().expect("a reason");
+        assert!(
+            reason.contains(&format!("answered {answer}, ")) && reason.contains(kind),
+            "{reason}"
+        );
+    }
+}
