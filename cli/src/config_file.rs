@@ -32,6 +32,8 @@ pub struct ConfigFile {
     pub tenant: Option<String>,
     /// Client id of a service principal or user-assigned managed identity.
     pub client_id: Option<String>,
+    /// How long one `az account get-access-token` may run (default `30s`).
+    pub az_timeout: Option<String>,
     /// Subscriptions (ids or names) searched by default.
     pub subscriptions: Option<Vec<String>>,
     /// `table` or `json`.

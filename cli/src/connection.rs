@@ -87,6 +87,8 @@ pub fn credential_options(settings: &AzureSettings) -> CredentialOptions {
         app_service_identity: settings.managed_identity_endpoint.is_some()
             && settings.managed_identity_header.is_some(),
         probe_imds: matches!(settings.auth, AuthMethod::Auto),
+        az_timeout: Duration::try_from(settings.az_timeout)
+            .unwrap_or(jit_agent::azure::credential::DEFAULT_AZ_TIMEOUT),
     }
 }
 

@@ -27,6 +27,10 @@ pub const JIT_AUTH: &str = "JIT_AUTH";
 /// Entra ID tenant to sign in to.
 pub const JIT_TENANT: &str = "JIT_TENANT";
 
+/// How long one `az account get-access-token` may run before it is stopped (default
+/// `30s`).
+pub const JIT_AZ_TIMEOUT: &str = "JIT_AZ_TIMEOUT";
+
 /// Comma-separated subscription ids (or names) that `jit` searches by default.
 pub const JIT_SUBSCRIPTIONS: &str = "JIT_SUBSCRIPTIONS";
 
@@ -94,6 +98,10 @@ pub const ALL: &[(&str, &str)] = &[
         "auto, cli, service-principal, managed-identity or workload-identity",
     ),
     (JIT_TENANT, "Entra ID tenant to sign in to"),
+    (
+        JIT_AZ_TIMEOUT,
+        "how long one az token call may run (default 30s)",
+    ),
     (
         JIT_SUBSCRIPTIONS,
         "comma-separated subscriptions searched by default",

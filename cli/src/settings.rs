@@ -39,6 +39,9 @@ pub const DEFAULT_WAIT_TIMEOUT: SignedDuration = SignedDuration::from_secs(180);
 /// How long one Azure call may spend retrying throttling and transient failures.
 pub const DEFAULT_MAX_RETRY_WAIT: SignedDuration = SignedDuration::from_secs(60);
 
+/// How long one `az account get-access-token` may run unless configured otherwise.
+pub const DEFAULT_AZ_TIMEOUT: SignedDuration = SignedDuration::from_secs(30);
+
 /// The environment, captured once so that settings are a pure function of their inputs.
 #[derive(Debug, Clone, Default)]
 pub struct Environment {
@@ -155,6 +158,8 @@ pub struct AzureSettings {
     pub subscriptions: Vec<String>,
     #[serde(serialize_with = "serialize_duration")]
     pub max_retry_wait: SignedDuration,
+    #[serde(serialize_with = "serialize_duration")]
+    pub az_timeout: SignedDuration,
 }
 
 /// How to ask for access.
@@ -437,6 +442,7 @@ impl GlobalSettings {
             duration: self.access.duration.map(format_duration),
             wait_timeout: Some(format_duration(self.access.wait_timeout)),
             max_retry_wait: Some(format_duration(azure.max_retry_wait)),
+            az_timeout: Some(format_duration(azure.az_timeout)),
             ssh: Some(SshSection {
                 program: Some(self.launch.ssh_program.clone()),
                 args: Some(self.launch.ssh_args.clone()),
@@ -673,6 +679,15 @@ fn resolve_azure(
             .map(|text| parse_duration(text, "max_retry_wait in the config file"))
             .transpose()?
             .unwrap_or(DEFAULT_MAX_RETRY_WAIT),
+        az_timeout: match environment.get(env_vars::JIT_AZ_TIMEOUT) {
+            Some(text) => parse_duration(text, env_vars::JIT_AZ_TIMEOUT)?,
+            None => file
+                .az_timeout
+                .as_deref()
+                .map(|text| parse_duration(text, "az_timeout in the config file"))
+                .transpose()?
+                .unwrap_or(DEFAULT_AZ_TIMEOUT),
+        },
     })
 }
 

@@ -518,3 +518,179 @@ fn enabling_uses_the_configured_defaults_for_sources_and_maximum() {
         "198.51.100.0/24"
     );
 }
+
+/// What `ssh -G` (resolve the configuration, print it, connect nowhere) makes of an argv
+/// built by `jit`, without reading any ssh config file.
+fn resolved_by_ssh(
+    target: &jit::launch::ssh::SshTarget,
+    user_args: &[&str],
+) -> std::process::Output {
+    let user_args: Vec<String> = user_args.iter().map(|arg| (*arg).to_owned()).collect();
+    let configured = ["-G", "-F", "/dev/null"].map(str::to_owned);
+    let (program, arguments) = jit::launch::ssh::ssh_command_line(
+        std::path::Path::new("ssh"),
+        &configured,
+        target,
+        &user_args,
+    );
+    std::process::Command::new(program)
+        .args(&arguments)
+        .output()
+        .expect("ssh runs")
+}
+
+#[test]
+fn openssh_reads_the_users_options_as_options_and_the_destination_after_them() {
+    require_ssh();
+    let target = jit::launch::ssh::SshTarget {
+        address: "127.0.0.1".to_owned(),
+        port: 2222,
+        user: Some("azureuser".to_owned()),
+    };
+    let output = resolved_by_ssh(
+        &target,
+        &["-L", "8080:x:80", "-o", "ServerAliveInterval=7", "uptime"],
+    );
+    let (resolved, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "ssh -G failed: {stderr}");
+    let lines: Vec<&str> = resolved.lines().collect();
+    for expected in [
+        "user azureuser",
+        "hostname 127.0.0.1",
+        "port 2222",
+        "serveraliveinterval 7",
+    ] {
+        assert!(lines.contains(&expected), "{expected}:\n{resolved}");
+    }
+    // `localforward 8080 [x]:80` (or `x:80` in older versions).
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.starts_with("localforward 8080 ") && line.contains('x')),
+        "{resolved}"
+    );
+}
+
+#[test]
+fn openssh_reads_a_hostile_user_name_as_a_user_never_as_an_option() {
+    require_ssh();
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let planted = scratch.path().join("pwned");
+    let hostile = jit::launch::ssh::SshTarget {
+        address: "127.0.0.1".to_owned(),
+        port: 2222,
+        user: Some(format!("-oProxyCommand=touch {}", planted.display())),
+    };
+    let output = resolved_by_ssh(&hostile, &["-L", "8080:x:80", "uptime"]);
+    let (resolved, stderr) = text(&output);
+    assert!(
+        !resolved
+            .lines()
+            .any(|line| line.starts_with("proxycommand ")),
+        "the user name became a ProxyCommand:\n{resolved}"
+    );
+    if output.status.success() {
+        // An OpenSSH without user-name checks takes it as the (odd) user of 127.0.0.1.
+        assert!(
+            resolved.lines().any(|line| line == "hostname 127.0.0.1"),
+            "{resolved}"
+        );
+    } else {
+        // Newer OpenSSH (and Debian's backport) refuses it as a user name, which it
+        // could only do after reading it as the destination's user.
+        assert!(
+            stderr.contains("username contains invalid characters"),
+            "{stderr}"
+        );
+    }
+
+    // The checked form refuses the name before any ssh runs.
+    let refused =
+        jit::launch::ssh::checked_ssh_command_line(std::path::Path::new("ssh"), &[], &hostile, &[])
+            .expect_err("an option-like user name is refused");
+    assert!(refused.to_string().contains("starts with '-'"), "{refused}");
+}
+
+#[test]
+fn jit_connect_never_lets_a_user_name_run_a_proxy_command() {
+    require_ssh();
+    let context = TestContext::new();
+    let planted = context.home().join("pwned");
+    let user = format!("--user=-oProxyCommand=touch {}", planted.display());
+    let output = connect_with_command(&context, "api-01", &[&user], &["hostname"]);
+    let (_, stderr) = text(&output);
+    let created: Vec<String> = std::fs::read_dir(context.home())
+        .expect("home listable")
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("pwned"))
+        .collect();
+    assert!(
+        created.is_empty(),
+        "ssh ran the user name as a ProxyCommand ({created:?}); stderr:\n{stderr}"
+    );
+}
+
+#[test]
+fn a_private_answer_from_a_my_ip_service_is_never_the_requests_source() {
+    let context = TestContext::new();
+    // A proxy or captive portal answering for the service with an internal address.
+    context.emulator.set_my_ip(Some("10.20.30.40".to_owned()));
+    let output = context.run(&["connect", "api-01", "--no-launch", "--timeout", "30s"]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let recorded = policy(
+        &context,
+        "/resourceGroups/rg-web/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default",
+    );
+    // No prefix was sent: the emulator (as Azure) used the address it saw.
+    assert_eq!(
+        recorded["properties"]["requests"][0]["virtualMachines"][0]["ports"][0]["allowedSourceAddressPrefix"],
+        "198.51.100.7",
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn discover_refuses_non_public_answers_over_https() {
+    let emulator = jit_emulator::Emulator::start_with(
+        jit_emulator::World::default_world(),
+        jit_emulator::EmulatorOptions::default(),
+    )
+    .expect("the emulator starts");
+    let transport = jit_agent::azure::transport::HttpTransport::new(
+        &jit_agent::azure::transport::TransportOptions {
+            extra_ca_files: vec![emulator.info().ca_cert.clone()],
+            ..jit_agent::azure::transport::TransportOptions::default()
+        },
+    )
+    .expect("HTTP client");
+    let urls = [
+        emulator.info().my_ip_url.clone(),
+        format!("{}?format=json", emulator.info().my_ip_url),
+    ];
+    let timeout = std::time::Duration::from_secs(10);
+
+    // The emulator's own answer (a documentation address) is used.
+    let public = jit_agent::access::my_ip::discover(transport.client(), &urls, timeout).await;
+    assert_eq!(public.ipv4(), "198.51.100.7".parse().ok(), "{public:?}");
+
+    for (answer, kind) in [
+        ("10.20.30.40", "private"),
+        ("100.64.0.9", "carrier-grade NAT"),
+        ("127.0.0.1", "loopback"),
+        ("169.254.169.254", "link-local"),
+        ("fd00::1", "unique local"),
+    ] {
+        emulator.set_my_ip(Some(answer.to_owned()));
+        let discovered =
+            jit_agent::access::my_ip::discover(transport.client(), &urls, timeout).await;
+        assert_eq!(discovered.ipv4(), None, "{answer} was used: {discovered:?}");
+        assert!(discovered.ipv6().is_empty(), "{discovered:?}");
+        let reason = discovered.why_no_ipv4().expect("a reason");
+        assert!(
+            reason.contains(&format!("answered {answer}, ")) && reason.contains(kind),
+            "{reason}"
+        );
+    }
+}

@@ -338,3 +338,123 @@ fn set_secret_refuses_unusable_input_before_touching_the_keychain() {
         .expect("jit runs");
     assert_eq!(output.status.code(), Some(2));
 }
+
+/// Puts an `az` first on `PATH` that hangs (recording its pid in `pids`) and never
+/// answers, ahead of the emulator's fake one.
+fn with_hanging_az(context: &TestContext, command: &mut Command) -> std::path::PathBuf {
+    let directory = context.home().join("hanging-az");
+    std::fs::create_dir_all(&directory).expect("directory");
+    let pids = context.home().join("az-pids");
+    let script = directory.join("az");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho $$ >> '{}'\nexec sleep 600\n",
+            pids.display()
+        ),
+    )
+    .expect("script written");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+            .expect("executable");
+    }
+    let path = command
+        .get_envs()
+        .find(|(name, _)| *name == "PATH")
+        .and_then(|(_, value)| value.map(std::ffi::OsStr::to_owned))
+        .unwrap_or_default();
+    let path = std::env::join_paths(std::iter::once(directory).chain(std::env::split_paths(&path)))
+        .expect("a valid PATH");
+    command.env("PATH", path);
+    pids
+}
+
+/// Waits for `child` at most `limit`; kills it and fails when it is still running.
+fn wait_at_most(mut child: std::process::Child, limit: std::time::Duration) -> Output {
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
+        if child.try_wait().expect("jit can be waited for").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let output = child.wait_with_output().expect("output");
+    panic!(
+        "jit still ran after {limit:?}: a hung az stalls it\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Whether `pid` still runs (a zombie nobody reaped yet runs nothing).
+#[cfg(target_os = "linux")]
+fn is_running(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_hung_az_is_stopped_at_the_time_limit_and_leaves_nothing_running() {
+    let context = TestContext::new();
+    let mut command = context.jit();
+    let pids = with_hanging_az(&context, &mut command);
+    let child = command
+        .env("JIT_AZ_TIMEOUT", "2s")
+        .args(["list"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("jit starts");
+    let output = wait_at_most(child, std::time::Duration::from_secs(90));
+    let recorded = std::fs::read_to_string(&pids).unwrap_or_default();
+    let started: Vec<&str> = recorded.lines().collect();
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("did not answer within 2 s"), "{stderr}");
+    assert!(stderr.contains("JIT_AZ_TIMEOUT"), "{stderr}");
+    assert_eq!(started.len(), 1, "one az for every caller: {started:?}");
+    // The hung az was killed, not left behind.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while started.iter().any(|pid| is_running(pid)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let survivors: Vec<&&str> = started.iter().filter(|pid| is_running(pid)).collect();
+    for pid in &survivors {
+        let _ = Command::new("kill").args(["-9", pid]).status();
+    }
+    assert!(survivors.is_empty(), "az left running: {survivors:?}");
+}
+
+#[test]
+fn az_timeout_must_be_a_duration() {
+    let context = TestContext::new();
+    let output = context
+        .jit()
+        .env("JIT_AZ_TIMEOUT", "soon")
+        .args(["list"])
+        .output()
+        .expect("jit runs");
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("JIT_AZ_TIMEOUT"), "{stderr}");
+
+    let config = context.home().join("jit.toml");
+    std::fs::write(&config, "az_timeout = \"0s\"\n").expect("config written");
+    let output = context
+        .jit()
+        .env("JIT_CONFIG", &config)
+        .args(["list"])
+        .output()
+        .expect("jit runs");
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("az_timeout in the config file must be longer than zero"),
+        "{stderr}"
+    );
+}

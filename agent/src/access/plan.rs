@@ -190,7 +190,7 @@ pub enum PlanError {
     },
     /// The caller's address is unknown and the policy needs an explicit range.
     #[error(
-        "could not learn your public IPv4 address, and the policy for port {port} allows only {}",
+        "could not learn your public IPv4 address ({why}), and the policy for port {port} allows only {}",
         list_text(allowed)
     )]
     AddressUnknown {
@@ -198,6 +198,8 @@ pub enum PlanError {
         port: u16,
         /// The policy's allowed sources.
         allowed: Vec<String>,
+        /// What the "what is my IP" services answered.
+        why: String,
     },
 }
 
@@ -517,10 +519,12 @@ pub fn choose_source(
                 }
                 None if any => {
                     if warnings.is_empty() {
-                        warnings.push(
-                            "could not learn your public address; letting Azure use the address it sees"
-                                .to_owned(),
-                        );
+                        let why = public
+                            .and_then(PublicAddress::why_no_ipv4)
+                            .unwrap_or_else(|| "no service was asked".to_owned());
+                        warnings.push(format!(
+                            "could not learn your public address ({why}); letting Azure use the address it sees"
+                        ));
                     }
                     Ok(SourceDecision {
                         prefix: None,
@@ -530,6 +534,9 @@ pub fn choose_source(
                 None => Err(PlanError::AddressUnknown {
                     port: rule.number,
                     allowed: allowed_owned(),
+                    why: public
+                        .and_then(PublicAddress::why_no_ipv4)
+                        .unwrap_or_else(|| "no service was asked".to_owned()),
                 }),
             }
         }

@@ -15,7 +15,7 @@ use crate::agent_support::register_window;
 use crate::args::ConnectArgs;
 use crate::error::{CliError, ExitStatus};
 use crate::launch::rdp::{self, Platform, RdpLaunch, RdpTarget};
-use crate::launch::ssh::{SshTarget, display_command, ssh_command_line};
+use crate::launch::ssh::{SshTarget, checked_ssh_command_line, display_command};
 use crate::printer::Printer;
 use crate::printer::access::AccessReport;
 use crate::session::Session;
@@ -55,7 +55,7 @@ pub(crate) async fn run(
                     .and_then(|section| section.ssh_args.clone())
                     .unwrap_or_default(),
             );
-            let (program, argv) = ssh_command_line(
+            let (program, argv) = checked_ssh_command_line(
                 &settings.launch.ssh_program,
                 &configured,
                 &SshTarget {
@@ -64,7 +64,8 @@ pub(crate) async fn run(
                     user,
                 },
                 &arguments.ssh_args,
-            );
+            )
+            .map_err(CliError::from)?;
             report.ssh_command = Some(
                 std::iter::once(program.display().to_string())
                     .chain(argv.iter().map(|part| part.to_string_lossy().into_owned()))
@@ -85,12 +86,14 @@ pub(crate) async fn run(
                     .clone()
                     .or_else(|| details.admin_username.clone()),
             };
-            let directory = rdp_directory(settings);
-            let file =
-                rdp::write_rdp_file(&directory, &details.name, &rdp::rdp_file_content(&target))
-                    .with_context(|| {
-                        format!("could not write the .rdp file in {}", directory.display())
-                    })?;
+            let directory =
+                rdp::rdp_directory(settings.agent.state_dir.as_deref()).map_err(CliError::from)?;
+            let file = rdp::write_rdp_file(
+                &directory,
+                &details.name,
+                &rdp::checked_rdp_file_content(&target).map_err(CliError::from)?,
+            )
+            .with_context(|| format!("could not write the .rdp file in {}", directory.display()))?;
             report.rdp_file = Some(file.display().to_string());
             let launch = rdp::rdp_launch(
                 Platform::current(),
@@ -147,19 +150,6 @@ fn ssh_user(arguments: &ConnectArgs, settings: &GlobalSettings, grant: &Grant) -
                 .and_then(|section| section.user.clone())
         })
         .or_else(|| details.admin_username.clone())
-}
-
-/// Where `.rdp` files are written: next to the agent's state, else the cache dir.
-fn rdp_directory(settings: &GlobalSettings) -> PathBuf {
-    settings
-        .agent
-        .state_dir
-        .clone()
-        .or_else(|| {
-            directories::ProjectDirs::from("", "", "jit").map(|dirs| dirs.cache_dir().to_owned())
-        })
-        .unwrap_or_else(std::env::temp_dir)
-        .join("rdp")
 }
 
 /// Runs `ssh` in the foreground. Ctrl-C belongs to the session, so `jit` ignores it while

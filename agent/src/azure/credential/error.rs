@@ -6,6 +6,7 @@
 //! text is classified once, here, into [`CredentialError`].
 
 use std::fmt;
+use std::time::Duration;
 
 use azure_core::error::ErrorKind;
 
@@ -49,6 +50,15 @@ pub enum CredentialError {
     AzureCliNotSignedIn {
         /// What `az` said.
         detail: String,
+    },
+    /// `az` did not finish within the time limit and was stopped.
+    #[error(
+        "the Azure CLI (az account get-access-token) did not answer within {}; it was stopped",
+        describe_limit(*limit)
+    )]
+    AzureCliTimedOut {
+        /// The limit it exceeded.
+        limit: Duration,
     },
     /// `az` failed for another reason.
     #[error("the Azure CLI could not get a token: {detail}")]
@@ -133,6 +143,9 @@ impl CredentialError {
             CredentialError::AzureCliNotSignedIn { .. } => {
                 "run `az login` (add `--tenant <id>` for another tenant), then try again".to_owned()
             }
+            CredentialError::AzureCliTimedOut { .. } => {
+                "run `az account get-access-token` in this shell to see where it hangs (often a proxy or a locked token cache); raise the limit with JIT_AZ_TIMEOUT or az_timeout in the config file".to_owned()
+            }
             CredentialError::AzureCli { .. } => {
                 "check `az account get-access-token` works in this shell; `az login` refreshes an expired session".to_owned()
             }
@@ -171,8 +184,8 @@ impl CredentialError {
 
     /// Classifies an azure_identity error for the credential that raised it.
     pub fn from_azure(source_kind: CredentialSource, error: &azure_core::Error) -> Self {
-        if let Some(ours) = error.downcast_ref::<CredentialError>() {
-            return ours.clone();
+        if let Some(ours) = ours_within(error) {
+            return ours;
         }
         let detail = describe(error);
         let lowered = detail.to_ascii_lowercase();
@@ -220,6 +233,38 @@ impl CredentialError {
     pub fn into_azure(self) -> azure_core::Error {
         let message = self.to_string();
         azure_core::Error::with_error(ErrorKind::Credential, self, message)
+    }
+}
+
+/// A [`CredentialError`] of ours anywhere in the chain: wrapped by [`into_azure`]
+/// directly, or inside the `io::Error` our `az` executor returned, which azure_identity
+/// wraps twice.
+///
+/// [`into_azure`]: CredentialError::into_azure
+fn ours_within(error: &azure_core::Error) -> Option<CredentialError> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(candidate) = current {
+        let inner = if let Some(azure) = candidate.downcast_ref::<azure_core::Error>() {
+            azure.get_ref()
+        } else if let Some(io) = candidate.downcast_ref::<std::io::Error>() {
+            io.get_ref()
+        } else {
+            None
+        };
+        if let Some(ours) = inner.and_then(|inner| inner.downcast_ref::<CredentialError>()) {
+            return Some(ours.clone());
+        }
+        current = candidate.source();
+    }
+    None
+}
+
+/// `30 s`, or `500 ms` below a second.
+fn describe_limit(limit: Duration) -> String {
+    if limit.subsec_millis() == 0 && limit.as_secs() > 0 {
+        format!("{} s", limit.as_secs())
+    } else {
+        format!("{} ms", limit.as_millis())
     }
 }
 
@@ -356,5 +401,46 @@ mod tests {
             CredentialError::from_azure(CredentialSource::External, &wrapped),
             CredentialError::MissingClientSecret { client_id } if client_id == "app"
         ));
+    }
+
+    #[test]
+    fn an_az_timeout_comes_back_typed_through_azure_identity_wrapping() {
+        // What azure_identity builds from our executor's error: shell_exec wraps the
+        // io::Error, authentication_error wraps that again.
+        let io_error = std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            CredentialError::AzureCliTimedOut {
+                limit: Duration::from_secs(30),
+            },
+        );
+        let inner = azure_core::Error::with_error(
+            ErrorKind::Credential,
+            io_error,
+            "timed out error: the Azure CLI did not answer",
+        );
+        let outer = azure_core::Error::with_error(
+            ErrorKind::Credential,
+            inner,
+            "AzureCliCredential authentication failed. timed out error",
+        );
+        let classified = CredentialError::from_azure(CredentialSource::AzureCli, &outer);
+        assert_eq!(
+            classified,
+            CredentialError::AzureCliTimedOut {
+                limit: Duration::from_secs(30)
+            }
+        );
+        assert!(
+            classified.to_string().contains("within 30 s"),
+            "{classified}"
+        );
+        assert!(classified.hint().contains("JIT_AZ_TIMEOUT"));
+        assert_eq!(
+            CredentialError::AzureCliTimedOut {
+                limit: Duration::from_millis(1500)
+            }
+            .to_string(),
+            "the Azure CLI (az account get-access-token) did not answer within 1500 ms; it was stopped"
+        );
     }
 }

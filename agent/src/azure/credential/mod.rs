@@ -21,8 +21,11 @@
 //! [`CredentialOptions::app_service_identity`] must mirror that same environment.
 //!
 //! Every credential gets the shared [`HttpTransport`] (so `JIT_CA_FILE` applies to token
-//! requests) and the cloud's authority host, and is wrapped in a [`TokenCache`].
+//! requests) and the cloud's authority host, and is wrapped in a [`TokenCache`]. The
+//! Azure CLI runs with a time limit ([`CredentialOptions::az_timeout`]); a hung `az` is
+//! killed with everything it started.
 
+mod az_process;
 mod cache;
 mod error;
 mod keychain;
@@ -42,6 +45,7 @@ use azure_identity::{
     WorkloadIdentityCredentialOptions,
 };
 
+pub use az_process::DEFAULT_AZ_TIMEOUT;
 /// A secret string whose `Debug` prints nothing (azure_core's type, re-exported so
 /// callers need no azure_core dependency for it).
 pub use azure_core::credentials::Secret;
@@ -144,6 +148,9 @@ pub struct CredentialOptions {
     pub app_service_identity: bool,
     /// Whether `Auto` may fall back to IMDS after the Azure CLI failed (default `true`).
     pub probe_imds: bool,
+    /// How long one `az account get-access-token` may run before it is killed (default
+    /// [`DEFAULT_AZ_TIMEOUT`]).
+    pub az_timeout: Duration,
 }
 
 impl Default for CredentialOptions {
@@ -157,6 +164,7 @@ impl Default for CredentialOptions {
             federated_token_file: None,
             app_service_identity: false,
             probe_imds: true,
+            az_timeout: DEFAULT_AZ_TIMEOUT,
         }
     }
 }
@@ -176,6 +184,7 @@ impl fmt::Debug for CredentialOptions {
             .field("federated_token_file", &self.federated_token_file)
             .field("app_service_identity", &self.app_service_identity)
             .field("probe_imds", &self.probe_imds)
+            .field("az_timeout", &self.az_timeout)
             .finish()
     }
 }
@@ -347,6 +356,9 @@ impl CredentialBuilder {
     fn azure_cli(&self) -> Result<Arc<dyn TokenCredential>, CredentialError> {
         let options = AzureCliCredentialOptions {
             tenant_id: non_empty(&self.options.tenant_id),
+            executor: Some(Arc::new(az_process::TimedExecutor::new(
+                self.options.az_timeout,
+            ))),
             ..Default::default()
         };
         AzureCliCredential::new(Some(options))
@@ -498,6 +510,7 @@ impl TokenCredential for CliThenImds {
             Ok(token) => return Ok(token),
             Err(error) => CredentialError::from_azure(CredentialSource::AzureCli, &error),
         };
+        // A hung `az` (timed out) is a broken CLI, not a missing one: no fallback.
         if !matches!(
             cli_error,
             CredentialError::AzureCliNotFound | CredentialError::AzureCliNotSignedIn { .. }
