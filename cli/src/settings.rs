@@ -193,6 +193,7 @@ pub struct AgentSettings {
     pub enabled: bool,
     pub autostart: bool,
     pub notifications: bool,
+    pub tray: bool,
     #[serde(serialize_with = "serialize_duration")]
     pub notify_before: SignedDuration,
     #[serde(serialize_with = "serialize_duration")]
@@ -339,6 +340,10 @@ impl GlobalSettings {
             enabled: !agent_disabled,
             autostart: agent_section.autostart.unwrap_or(true),
             notifications: agent_section.notifications.unwrap_or(true),
+            tray: agent_section.tray.unwrap_or(true)
+                && environment
+                    .get(env_vars::JIT_NO_TRAY)
+                    .is_none_or(|value| value == "0"),
             notify_before: agent_section
                 .notify_before
                 .as_deref()
