@@ -518,6 +518,46 @@ mod tests {
     }
 
     #[test]
+    fn desktop_outcomes_say_what_happened() {
+        let extended = notification(NotificationKind::Extended, vec![22]);
+        assert_eq!(extended.summary(), "api-01: access extended");
+        assert!(
+            extended
+                .body()
+                .starts_with("port 22 on api-01 (rg-web) open until "),
+            "{}",
+            extended.body()
+        );
+        assert!(
+            extended.body().ends_with("(5 min left)."),
+            "{}",
+            extended.body()
+        );
+
+        let mut failed = notification(NotificationKind::ExtendFailed, vec![22]);
+        failed.detail = Some("the policy no longer covers port 22".into());
+        assert_eq!(failed.summary(), "api-01: could not extend");
+        assert!(
+            failed.body().starts_with(
+                "the policy no longer covers port 22. port 22 on api-01 (rg-web) still closes at "
+            ),
+            "{}",
+            failed.body()
+        );
+        assert!(failed.body().ends_with("Try: jit extend api-01"));
+
+        let mut command = notification(NotificationKind::SshCommand, vec![22]);
+        command.detail = Some("ssh -p 22 20.1.2.3".into());
+        assert_eq!(command.summary(), "api-01: ssh command");
+        assert_eq!(
+            command.body(),
+            "ssh -p 22 20.1.2.3 (the clipboard is not available, so here it is)"
+        );
+        assert_eq!(NotificationAction::Extend.key(), "extend");
+        assert_eq!(NotificationAction::Extend.label(), "Extend");
+    }
+
+    #[test]
     fn durations_are_short() {
         assert_eq!(human_duration(SignedDuration::from_secs(40)), "40 s");
         assert_eq!(human_duration(SignedDuration::from_secs(-5)), "0 s");

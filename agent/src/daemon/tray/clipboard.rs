@@ -1,5 +1,5 @@
 //! "Copy ssh command": the system clipboard through `arboard` (X11 on Linux, also under
-//! XWayland; the Windows clipboard; the macOS pasteboard).
+//! XWayland; the Windows clipboard). Elsewhere there is no tray to copy from.
 //!
 //! On X11 the copying program serves the text itself until another program takes the
 //! clipboard, so the clipboard handle is kept while the tray is shown and dropped with
@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 /// The clipboard, opened on first use.
 #[derive(Default)]
 pub(super) struct Clipboard {
-    #[cfg(any(target_os = "linux", target_os = "macos", windows))]
+    #[cfg(any(target_os = "linux", windows))]
     held: Arc<Mutex<Option<arboard::Clipboard>>>,
-    #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+    #[cfg(not(any(target_os = "linux", windows)))]
     held: Arc<Mutex<Option<()>>>,
 }
 
@@ -41,7 +41,7 @@ impl Clipboard {
     }
 }
 
-#[cfg(any(target_os = "linux", target_os = "macos", windows))]
+#[cfg(any(target_os = "linux", windows))]
 fn copy_blocking(held: &Mutex<Option<arboard::Clipboard>>, text: &str) -> Result<(), String> {
     let mut held = held
         .lock()
@@ -53,7 +53,7 @@ fn copy_blocking(held: &Mutex<Option<arboard::Clipboard>>, text: &str) -> Result
     clipboard.set_text(text).map_err(|error| error.to_string())
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+#[cfg(not(any(target_os = "linux", windows)))]
 fn copy_blocking(_held: &Mutex<Option<()>>, _text: &str) -> Result<(), String> {
     Err("the agent has no clipboard support on this system".to_owned())
 }
