@@ -174,6 +174,18 @@ async fn tray_on_the_private_bus() {
             length: ExtendLength::PolicyMaximum,
         }
     );
+    // The notification follows the new window's tracking.
+    let extended = next_shown(&mut shown, "extended", |summary| {
+        summary == "api-01: access extended"
+    })
+    .await;
+    assert!(
+        extended
+            .body
+            .contains("port 22 on api-01 (rg-web) open until"),
+        "{}",
+        extended.body
+    );
     let list = client.list_windows().await.expect("list");
     assert!(
         list.windows[0].time_left > SignedDuration::from_mins(170),
@@ -189,17 +201,6 @@ async fn tray_on_the_private_bus() {
         }
     })
     .await;
-    let extended = next_shown(&mut shown, "extended", |summary| {
-        summary == "api-01: access extended"
-    })
-    .await;
-    assert!(
-        extended
-            .body
-            .contains("port 22 on api-01 (rg-web) open until"),
-        "{}",
-        extended.body
-    );
 
     // Copy ssh command: no display, so no clipboard; the command comes as a notification.
     let menu = bus::read_menu(&watcher, &service).await;
@@ -253,9 +254,16 @@ async fn tray_on_the_private_bus() {
     })
     .await;
     assert_eq!(remaining.windows[0].window.vm_name, "api-01");
-    let menu = bus::read_menu(&watcher, &service).await;
+    let menu = eventually("web-01 to leave the menu", || {
+        let watcher = watcher.clone();
+        let service = service.clone();
+        async move {
+            let menu = bus::read_menu(&watcher, &service).await;
+            (window_entries(&menu).len() == 1).then_some(menu)
+        }
+    })
+    .await;
     let entries = window_entries(&menu);
-    assert_eq!(entries.len(), 1, "{menu:#?}");
     assert!(entries[0].label.starts_with("api-01 "), "{menu:#?}");
     assert!(
         !backend.calls().iter().any(|call| matches!(

@@ -205,7 +205,17 @@ async fn the_tray_lists_the_window_and_extends_it_on_the_emulator() {
         "the end moved by {moved}"
     );
 
-    // The agent tracks the new window, and the desktop hears of it.
+    // The desktop hears of it once the agent tracks the new window.
+    let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
+    loop {
+        let next = tokio::time::timeout_at(deadline, shown.recv())
+            .await
+            .expect("an \"extended\" notification in time")
+            .expect("the notification server is still running");
+        if next.summary == "api-01: access extended" {
+            break;
+        }
+    }
     let status: Value = serde_json::from_str(&jit(&["status", "-o", "json"])).expect("JSON");
     let window = &status["windows"][0];
     assert_eq!(window["vm"]["name"], "api-01", "{status}");
@@ -223,16 +233,6 @@ async fn the_tray_lists_the_window_and_extends_it_on_the_emulator() {
         (POLICY_MAXIMUM - 60..=POLICY_MAXIMUM).contains(&seconds_left),
         "{seconds_left} s left"
     );
-    let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
-    loop {
-        let next = tokio::time::timeout_at(deadline, shown.recv())
-            .await
-            .expect("an \"extended\" notification in time")
-            .expect("the notification server is still running");
-        if next.summary == "api-01: access extended" {
-            break;
-        }
-    }
     eventually("the menu to show the new time left", || {
         let watcher = watcher.clone();
         let service = service.clone();

@@ -916,18 +916,19 @@ impl<B: AccessBackend, N: Notifier> Shared<B, N> {
         let mut stopping = self.stopping.subscribe();
         loop {
             self.fire_due().await;
+            // `None`: no window, so nothing can become due until one is registered (an
+            // agent at rest has no timer).
             let wait = {
                 let state = self.lock_state();
-                schedule::next_deadline(&state.windows, self.config.notify_before)
-                    .map(|deadline| {
-                        let until = deadline.duration_since(state.clock.now());
-                        Duration::try_from(until).unwrap_or(Duration::ZERO)
-                    })
-                    .unwrap_or(MAX_SCHEDULER_SLEEP)
-                    .min(MAX_SCHEDULER_SLEEP)
+                schedule::next_deadline(&state.windows, self.config.notify_before).map(|deadline| {
+                    let until = deadline.duration_since(state.clock.now());
+                    Duration::try_from(until)
+                        .unwrap_or(Duration::ZERO)
+                        .min(MAX_SCHEDULER_SLEEP)
+                })
             };
             tokio::select! {
-                () = tokio::time::sleep(wait) => {}
+                () = tokio::time::sleep(wait.unwrap_or(Duration::ZERO)), if wait.is_some() => {}
                 () = self.changed.notified() => {}
                 () = stopped(&mut stopping) => return,
             }
@@ -983,7 +984,17 @@ impl<B: AccessBackend, N: Notifier> Shared<B, N> {
 
     async fn run_refresher(self: Arc<Self>) {
         let mut stopping = self.stopping.subscribe();
+        let mut windows = self.published_windows.subscribe();
         loop {
+            // With no window there is nothing to re-read: wait for one, not for a timer.
+            tokio::select! {
+                open = async { windows.wait_for(|list| !list.windows.is_empty()).await.map(|_| ()) } => {
+                    if open.is_err() {
+                        return;
+                    }
+                }
+                () = stopped(&mut stopping) => return,
+            }
             tokio::select! {
                 () = tokio::time::sleep(self.config.refresh_interval) => {}
                 () = stopped(&mut stopping) => return,
