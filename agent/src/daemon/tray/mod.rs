@@ -22,6 +22,7 @@
 //! runtime occupies.
 
 mod clipboard;
+#[cfg(any(all(unix, not(target_os = "macos")), windows))]
 mod icon;
 pub mod menu;
 
