@@ -44,6 +44,7 @@ pub fn agent_config(settings: &GlobalSettings, paths: AgentPaths) -> AgentConfig
     let mut config = AgentConfig::new(paths, env!("CARGO_PKG_VERSION"));
     config.profile = Some(agent_profile(settings));
     config.notify_before = settings.agent.notify_before;
+    config.tray = settings.agent.tray;
     config.refresh_interval = Duration::try_from(settings.agent.refresh_interval)
         .unwrap_or(Duration::from_secs(60))
         .max(Duration::from_secs(1));

@@ -92,6 +92,8 @@ pub struct AgentSection {
     pub refresh_interval: Option<String>,
     /// Desktop notifications (default true).
     pub notifications: Option<bool>,
+    /// The agent's tray icon while windows are open (default true).
+    pub tray: Option<bool>,
 }
 
 /// `[enable]`

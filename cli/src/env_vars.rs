@@ -49,6 +49,9 @@ pub const JIT_RUNTIME_DIR: &str = "JIT_RUNTIME_DIR";
 /// Set to `1` to neither start nor use the background agent.
 pub const JIT_NO_AGENT: &str = "JIT_NO_AGENT";
 
+/// Set to `1` to run the agent without its tray icon.
+pub const JIT_NO_TRAY: &str = "JIT_NO_TRAY";
+
 /// Log filter (`tracing` env-filter syntax, for example `jit=debug`); overrides `-v`.
 pub const JIT_LOG: &str = "JIT_LOG";
 
@@ -117,6 +120,7 @@ pub const ALL: &[(&str, &str)] = &[
         JIT_NO_AGENT,
         "1 to neither start nor use the background agent",
     ),
+    (JIT_NO_TRAY, "1 to run the agent without its tray icon"),
     (JIT_LOG, "log filter, for example jit=debug"),
     (NO_COLOR, "disable colours"),
     (

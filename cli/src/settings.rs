@@ -199,6 +199,7 @@ pub struct AgentSettings {
     pub enabled: bool,
     pub autostart: bool,
     pub notifications: bool,
+    pub tray: bool,
     #[serde(serialize_with = "serialize_duration")]
     pub notify_before: SignedDuration,
     #[serde(serialize_with = "serialize_duration")]
@@ -345,6 +346,10 @@ impl GlobalSettings {
             enabled: !agent_disabled,
             autostart: agent_section.autostart.unwrap_or(true),
             notifications: agent_section.notifications.unwrap_or(true),
+            tray: agent_section.tray.unwrap_or(true)
+                && environment
+                    .get(env_vars::JIT_NO_TRAY)
+                    .is_none_or(|value| value == "0"),
             notify_before: agent_section
                 .notify_before
                 .as_deref()
@@ -456,6 +461,7 @@ impl GlobalSettings {
                 notify_before: Some(format_duration(self.agent.notify_before)),
                 refresh_interval: Some(format_duration(self.agent.refresh_interval)),
                 notifications: Some(self.agent.notifications),
+                tray: Some(self.agent.tray),
             }),
             enable: Some(EnableSection {
                 allowed_sources: Some(self.enable.allowed_sources.clone()),

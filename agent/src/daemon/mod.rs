@@ -11,6 +11,8 @@
 //! - [`client`]: what the CLI uses ([`AgentClient`], [`ensure_running`]).
 //! - [`paths`], [`store`], [`schedule`], [`notifier`], [`backend`], [`autostart`]: the
 //!   pieces, each testable alone.
+//! - [`tray`]: the tray icon shown while windows are open, a presentation of the
+//!   agent's windows that acts through [`DesktopRequest`]s.
 //!
 //! The agent reaches Azure only through the [`AccessBackend`] trait, so its lifecycle is
 //! tested without Azure; the real backend, [`AzureBackend`] (on `crate::azure`: policy
@@ -28,11 +30,15 @@ pub mod schedule;
 pub mod server;
 pub mod store;
 mod transport;
+pub mod tray;
 
 pub use azure_backend::AzureBackend;
 pub use backend::{AccessBackend, BackendError, OfflineBackend, Refreshed, WindowUpdate};
 pub use client::{AgentClient, ClientError, StartError, StartOptions, Started, ensure_running};
-pub use notifier::{DesktopNotifier, Notification, NotificationKind, Notifier, RecordingNotifier};
+pub use notifier::{
+    DesktopNotifier, Notification, NotificationAction, NotificationKind, Notifier,
+    RecordingNotifier,
+};
 pub use paths::AgentPaths;
 pub use protocol::{AccessWindow, ExtendLength, PortStatus, WindowPort};
-pub use server::{Agent, AgentConfig, ServerError};
+pub use server::{Agent, AgentConfig, DesktopRequest, ServerError};

@@ -2,7 +2,11 @@
 //!
 //! Every notification names the VM, its ports and what to type next (`jit extend <vm>`
 //! while the window is open, `jit connect <vm>` once it closed), because a notification
-//! is only useful if it can be acted on without looking anything up.
+//! is only useful if it can be acted on without looking anything up. Where the platform
+//! has notification buttons (the freedesktop service on Linux and BSD), "ends soon" also
+//! carries an "Extend" button: pressing it sends [`DesktopRequest::Extend`] back to the
+//! agent, which extends exactly as `jit extend` would. Notification Center and Windows
+//! toasts get the text only (notify-rust offers no buttons there).
 //!
 //! The [`Notifier`] trait is the seam: [`DesktopNotifier`] uses `notify-rust` (D-Bus
 //! `org.freedesktop.Notifications` on Linux and BSD, Notification Center on macOS,
@@ -19,6 +23,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
+use tokio::sync::mpsc;
+
+use super::server::DesktopRequest;
 
 /// Why a window's access ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +46,36 @@ pub enum NotificationKind {
     EndsSoon,
     /// The window is closed.
     Ended(EndReason),
+    /// The window was extended from the desktop (the tray or a notification's button).
+    Extended,
+    /// Extending from the desktop failed; [`Notification::detail`] says why.
+    ExtendFailed,
+    /// The ssh command for the window, shown because it could not be put on the
+    /// clipboard; [`Notification::detail`] holds it.
+    SshCommand,
+}
+
+/// A button on a notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationAction {
+    /// Extend the window by the policy maximum.
+    Extend,
+}
+
+impl NotificationAction {
+    /// The action's key on the freedesktop notification service.
+    pub fn key(self) -> &'static str {
+        match self {
+            NotificationAction::Extend => "extend",
+        }
+    }
+
+    /// The button's label.
+    pub fn label(self) -> &'static str {
+        match self {
+            NotificationAction::Extend => "Extend",
+        }
+    }
 }
 
 /// One notification about one window.
@@ -46,6 +83,8 @@ pub enum NotificationKind {
 pub struct Notification {
     /// What happened.
     pub kind: NotificationKind,
+    /// The VM's resource id (what a button's request names).
+    pub vm_id: String,
     /// The VM's name.
     pub vm_name: String,
     /// The VM's resource group.
@@ -59,6 +98,10 @@ pub struct Notification {
     pub ends_at_local: Timestamp,
     /// Time left when the notification was made (zero once ended).
     pub time_left: SignedDuration,
+    /// The buttons it offers, where the platform shows buttons.
+    pub actions: Vec<NotificationAction>,
+    /// Extra text: why an extension failed, the ssh command.
+    pub detail: Option<String>,
 }
 
 impl Notification {
@@ -71,6 +114,9 @@ impl Notification {
                 format!("{vm}: access ends in {}", human_duration(self.time_left))
             }
             NotificationKind::Ended(_) => format!("{vm}: access ended"),
+            NotificationKind::Extended => format!("{vm}: access extended"),
+            NotificationKind::ExtendFailed => format!("{vm}: could not extend"),
+            NotificationKind::SshCommand => format!("{vm}: ssh command"),
         }
     }
 
@@ -98,6 +144,20 @@ impl Notification {
                     "{ports} on {vm} ({group}) {why}; new connections will fail. Open again: jit connect {reference}"
                 )
             }
+            NotificationKind::Extended => format!(
+                "{ports} on {vm} ({group}) open until {until} ({} left).",
+                human_duration(self.time_left)
+            ),
+            NotificationKind::ExtendFailed => format!(
+                "{}. {ports} on {vm} ({group}) still closes at {until}. Try: jit extend {reference}",
+                self.detail
+                    .as_deref()
+                    .unwrap_or("the agent could not extend the window")
+            ),
+            NotificationKind::SshCommand => format!(
+                "{} (the clipboard is not available, so here it is)",
+                self.detail.as_deref().unwrap_or_default()
+            ),
         }
     }
 
@@ -137,6 +197,9 @@ fn local_clock_time(instant: Timestamp) -> String {
 #[error("could not show a desktop notification: {0}")]
 pub struct NotifyError(pub String);
 
+/// Where a notification's buttons send what the user picked.
+pub type RequestSender = mpsc::UnboundedSender<DesktopRequest>;
+
 /// Shows notifications somewhere the user will see them.
 pub trait Notifier: Send + Sync + 'static {
     /// Shows one notification.
@@ -144,6 +207,18 @@ pub trait Notifier: Send + Sync + 'static {
         &self,
         notification: &Notification,
     ) -> impl Future<Output = Result<(), NotifyError>> + Send;
+
+    /// Shows one notification with its buttons ([`Notification::actions`]); a pressed
+    /// button is sent to `requests`. Notifiers without buttons show the text only (the
+    /// default).
+    fn notify_with_actions(
+        &self,
+        notification: &Notification,
+        requests: &RequestSender,
+    ) -> impl Future<Output = Result<(), NotifyError>> + Send {
+        let _ = requests;
+        self.notify(notification)
+    }
 }
 
 /// Desktop notifications through `notify-rust`, as the app "jit".
@@ -180,6 +255,52 @@ impl Notifier for DesktopNotifier {
     async fn notify(&self, notification: &Notification) -> Result<(), NotifyError> {
         let desktop = self.build(notification);
         show(desktop).await
+    }
+
+    #[cfg(all(unix, not(target_os = "macos")))]
+    async fn notify_with_actions(
+        &self,
+        notification: &Notification,
+        requests: &RequestSender,
+    ) -> Result<(), NotifyError> {
+        let mut desktop = self.build(notification);
+        if notification.actions.is_empty() {
+            return show(desktop).await;
+        }
+        for action in &notification.actions {
+            desktop.action(action.key(), action.label());
+        }
+        let handle = desktop
+            .show_async()
+            .await
+            .map_err(|error| NotifyError(error.to_string()))?;
+        // Wait for a button in the background, at most until the window ends (after
+        // that, extending is `jit connect`'s business). The wait ends early when the
+        // notification is closed.
+        let vm_id = notification.vm_id.clone();
+        let requests = requests.clone();
+        let longest_wait = Duration::try_from(notification.time_left).unwrap_or(Duration::ZERO);
+        tokio::spawn(async move {
+            let mut chosen = None;
+            let waited = tokio::time::timeout(
+                longest_wait,
+                handle.wait_for_action_async(|response| {
+                    if let notify_rust::NotificationResponse::Action(key) = response {
+                        chosen = Some(key.clone());
+                    }
+                }),
+            )
+            .await;
+            if waited.is_err() {
+                tracing::debug!(vm = %vm_id, "the window ended before a notification button was pressed");
+                return;
+            }
+            if chosen.as_deref() == Some(NotificationAction::Extend.key()) {
+                tracing::info!(vm = %vm_id, "\"Extend\" pressed on a notification");
+                let _ = requests.send(DesktopRequest::Extend { vm_id });
+            }
+        });
+        Ok(())
     }
 }
 
@@ -267,6 +388,14 @@ impl<N: Notifier> Notifier for std::sync::Arc<N> {
     ) -> impl Future<Output = Result<(), NotifyError>> + Send {
         N::notify(self, notification)
     }
+
+    fn notify_with_actions(
+        &self,
+        notification: &Notification,
+        requests: &RequestSender,
+    ) -> impl Future<Output = Result<(), NotifyError>> + Send {
+        N::notify_with_actions(self, notification, requests)
+    }
 }
 
 /// Wraps a notifier so that a failure never propagates: it is logged (a warning the
@@ -275,17 +404,27 @@ impl<N: Notifier> Notifier for std::sync::Arc<N> {
 #[derive(Debug)]
 pub struct FallbackNotifier<N> {
     primary: N,
+    requests: Option<RequestSender>,
     warned: AtomicBool,
     problem: Mutex<Option<String>>,
 }
 
 impl<N: Notifier> FallbackNotifier<N> {
-    /// Wraps `primary`.
+    /// Wraps `primary`; its notifications show no buttons.
     pub fn new(primary: N) -> Self {
         Self {
             primary,
+            requests: None,
             warned: AtomicBool::new(false),
             problem: Mutex::new(None),
+        }
+    }
+
+    /// Wraps `primary`, whose notification buttons send what was pressed to `requests`.
+    pub fn with_requests(primary: N, requests: RequestSender) -> Self {
+        Self {
+            requests: Some(requests),
+            ..Self::new(primary)
         }
     }
 
@@ -296,7 +435,15 @@ impl<N: Notifier> FallbackNotifier<N> {
 
     /// Shows `notification`, falling back to the log and stderr on failure.
     pub async fn notify(&self, notification: &Notification) {
-        match self.primary.notify(notification).await {
+        let shown = match &self.requests {
+            Some(requests) if !notification.actions.is_empty() => {
+                self.primary
+                    .notify_with_actions(notification, requests)
+                    .await
+            }
+            _ => self.primary.notify(notification).await,
+        };
+        match shown {
             Ok(()) => {
                 if let Ok(mut problem) = self.problem.lock() {
                     *problem = None;
@@ -335,12 +482,15 @@ mod tests {
     fn notification(kind: NotificationKind, ports: Vec<u16>) -> Notification {
         Notification {
             kind,
+            vm_id: "/subscriptions/s/resourceGroups/rg-web/providers/Microsoft.Compute/virtualMachines/api-01".into(),
             vm_name: "api-01".into(),
             resource_group: "rg-web".into(),
             vm_reference: "api-01".into(),
             ports,
             ends_at_local: Timestamp::UNIX_EPOCH,
             time_left: SignedDuration::from_secs(299),
+            actions: Vec::new(),
+            detail: None,
         }
     }
 
@@ -365,6 +515,46 @@ mod tests {
         let opened = notification(NotificationKind::Opened, vec![22]);
         assert_eq!(opened.summary(), "api-01: port 22 open");
         assert!(opened.body().contains("(5 min left)"), "{}", opened.body());
+    }
+
+    #[test]
+    fn desktop_outcomes_say_what_happened() {
+        let extended = notification(NotificationKind::Extended, vec![22]);
+        assert_eq!(extended.summary(), "api-01: access extended");
+        assert!(
+            extended
+                .body()
+                .starts_with("port 22 on api-01 (rg-web) open until "),
+            "{}",
+            extended.body()
+        );
+        assert!(
+            extended.body().ends_with("(5 min left)."),
+            "{}",
+            extended.body()
+        );
+
+        let mut failed = notification(NotificationKind::ExtendFailed, vec![22]);
+        failed.detail = Some("the policy no longer covers port 22".into());
+        assert_eq!(failed.summary(), "api-01: could not extend");
+        assert!(
+            failed.body().starts_with(
+                "the policy no longer covers port 22. port 22 on api-01 (rg-web) still closes at "
+            ),
+            "{}",
+            failed.body()
+        );
+        assert!(failed.body().ends_with("Try: jit extend api-01"));
+
+        let mut command = notification(NotificationKind::SshCommand, vec![22]);
+        command.detail = Some("ssh -p 22 20.1.2.3".into());
+        assert_eq!(command.summary(), "api-01: ssh command");
+        assert_eq!(
+            command.body(),
+            "ssh -p 22 20.1.2.3 (the clipboard is not available, so here it is)"
+        );
+        assert_eq!(NotificationAction::Extend.key(), "extend");
+        assert_eq!(NotificationAction::Extend.label(), "Extend");
     }
 
     #[test]

@@ -11,6 +11,11 @@
 //! refresher (asks the backend every `refresh_interval` while windows are open), and a
 //! notification task, so a slow notification service never delays an answer or a timer.
 //! State is behind a plain mutex never held across an `.await`.
+//!
+//! The desktop side (the tray, a notification's "Extend" button) only presents: it is
+//! handed the window list through a `watch` channel whenever it changes, and sends
+//! [`DesktopRequest`]s back, which a task here carries out with the same operations the
+//! socket requests use. The server knows nothing of how a tray is drawn.
 
 use std::fs::File;
 use std::future::Future;
@@ -25,7 +30,9 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::backend::{AccessBackend, BackendError, Refreshed, WindowUpdate};
-use super::notifier::{EndReason, FallbackNotifier, Notification, NotificationKind, Notifier};
+use super::notifier::{
+    EndReason, FallbackNotifier, Notification, NotificationAction, NotificationKind, Notifier,
+};
 use super::paths::AgentPaths;
 use super::protocol::{
     AccessWindow, AgentStatus, ErrorKind, ExtendLength, PROTOCOL_VERSION, ProtocolError, Request,
@@ -34,6 +41,7 @@ use super::protocol::{
 use super::schedule::{self, AzureClock, Due};
 use super::store::{StoreError, StoredState, TrackedWindow, WindowStore};
 use super::transport::{self, FrameError, Listener, Peer};
+use super::tray;
 
 /// The longest the scheduler sleeps without looking again: a suspended laptop's
 /// monotonic clock stops, and a new clock offset may move deadlines.
@@ -58,6 +66,9 @@ pub struct AgentConfig {
     pub refresh_interval: Duration,
     /// Exit after this long with no windows and no requests (`None`: run until asked).
     pub idle_exit: Option<Duration>,
+    /// Show a tray icon while any window is open (off by default in the library; the
+    /// agent program turns it on unless `[agent] tray = false`).
+    pub tray: bool,
 }
 
 impl AgentConfig {
@@ -70,8 +81,27 @@ impl AgentConfig {
             notify_before: SignedDuration::from_mins(5),
             refresh_interval: Duration::from_secs(60),
             idle_exit: None,
+            tray: false,
         }
     }
+}
+
+/// What a person asks of the agent from the desktop (the tray's menu, a notification's
+/// button). Each is carried out like the matching socket request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DesktopRequest {
+    /// Extend the VM's window by the policy maximum (as `ExtendWindow`).
+    Extend {
+        /// The VM's resource id.
+        vm_id: String,
+    },
+    /// Stop tracking the VM's window; Azure keeps it open until it ends.
+    EndTracking {
+        /// The VM's resource id.
+        vm_id: String,
+    },
+    /// Stop the agent (as `Shutdown`).
+    Quit,
 }
 
 /// Why the agent could not start or stopped with an error.
@@ -130,6 +160,7 @@ pub struct Agent<B, N> {
     listener: Listener,
     lock: File,
     notifications: mpsc::UnboundedReceiver<Notification>,
+    desktop_requests: mpsc::UnboundedReceiver<DesktopRequest>,
 }
 
 #[derive(Debug)]
@@ -146,6 +177,10 @@ struct Shared<B, N> {
     refresh_gate: tokio::sync::Mutex<()>,
     save_gate: tokio::sync::Mutex<()>,
     notifications: mpsc::UnboundedSender<Notification>,
+    /// The windows as the desktop (the tray) shows them, republished on every change.
+    published_windows: watch::Sender<WindowList>,
+    /// Where the tray and notification buttons send what the user picked.
+    desktop_requests: mpsc::UnboundedSender<DesktopRequest>,
     started_at: Timestamp,
 }
 
@@ -191,9 +226,10 @@ impl<B: AccessBackend, N: Notifier> Agent<B, N> {
             )
         });
         let (sender, receiver) = mpsc::unbounded_channel();
+        let (request_sender, request_receiver) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             backend,
-            notifier: FallbackNotifier::new(notifier),
+            notifier: FallbackNotifier::with_requests(notifier, request_sender.clone()),
             store,
             state: Mutex::new(State {
                 windows: loaded.state.windows,
@@ -209,9 +245,15 @@ impl<B: AccessBackend, N: Notifier> Agent<B, N> {
             refresh_gate: tokio::sync::Mutex::new(()),
             save_gate: tokio::sync::Mutex::new(()),
             notifications: sender,
+            published_windows: watch::Sender::new(WindowList {
+                azure_now: Timestamp::now(),
+                windows: Vec::new(),
+            }),
+            desktop_requests: request_sender,
             started_at: Timestamp::now(),
             config,
         });
+        shared.publish_windows();
         tracing::info!(
             endpoint = %paths.endpoint_display(),
             version = %shared.config.agent_version,
@@ -223,6 +265,7 @@ impl<B: AccessBackend, N: Notifier> Agent<B, N> {
             listener,
             lock,
             notifications: receiver,
+            desktop_requests: request_receiver,
         })
     }
 
@@ -244,10 +287,20 @@ impl<B: AccessBackend, N: Notifier> Agent<B, N> {
             mut listener,
             lock,
             notifications,
+            desktop_requests,
         } = self;
         let mut background = JoinSet::new();
         background.spawn(Arc::clone(&shared).run_scheduler());
         background.spawn(Arc::clone(&shared).run_refresher());
+        background.spawn(Arc::clone(&shared).run_desktop_requests(desktop_requests));
+        if shared.config.tray {
+            background.spawn(tray::run(tray::TrayLink {
+                windows: shared.published_windows.subscribe(),
+                requests: shared.desktop_requests.clone(),
+                notifications: shared.notifications.clone(),
+                stopping: shared.stopping.subscribe(),
+            }));
+        }
         if let Some(idle) = shared.config.idle_exit {
             background.spawn(Arc::clone(&shared).run_idle_watch(idle));
         }
@@ -536,7 +589,7 @@ impl<B: AccessBackend, N: Notifier> Shared<B, N> {
         };
         tracing::info!(vm = %view.window.vm_name, ends_at = %view.window.ends_at, "window registered");
         self.save().await;
-        self.changed.notify_one();
+        self.windows_changed();
         if let Some(notification) = notification {
             let _ = self.notifications.send(notification);
         }
@@ -624,7 +677,7 @@ impl<B: AccessBackend, N: Notifier> Shared<B, N> {
         };
         tracing::info!(vm = %view.window.vm_name, ends_at = %view.window.ends_at, "window extended");
         self.save().await;
-        self.changed.notify_one();
+        self.windows_changed();
         Response::Window {
             window: Box::new(view),
         }
@@ -652,7 +705,7 @@ impl<B: AccessBackend, N: Notifier> Shared<B, N> {
         };
         let notifications = self.apply_refresh(&asked, refreshed);
         self.save().await;
-        self.changed.notify_one();
+        self.windows_changed();
         for notification in notifications {
             let _ = self.notifications.send(notification);
         }
@@ -719,6 +772,95 @@ impl<B: AccessBackend, N: Notifier> Shared<B, N> {
         notifications
     }
 
+    /// Wakes the scheduler and shows the desktop the new window list.
+    fn windows_changed(&self) {
+        self.changed.notify_one();
+        self.publish_windows();
+    }
+
+    fn publish_windows(&self) {
+        self.published_windows.send_replace(self.list());
+    }
+
+    /// Carries out what the user picked in the tray or on a notification.
+    async fn run_desktop_requests(
+        self: Arc<Self>,
+        mut requests: mpsc::UnboundedReceiver<DesktopRequest>,
+    ) {
+        let mut stopping = self.stopping.subscribe();
+        loop {
+            let request = tokio::select! {
+                next = requests.recv() => match next {
+                    Some(request) => request,
+                    None => return,
+                },
+                () = stopped(&mut stopping) => return,
+            };
+            self.lock_state().last_activity = tokio::time::Instant::now();
+            match request {
+                DesktopRequest::Extend { vm_id } => tokio::select! {
+                    () = self.extend_from_desktop(&vm_id) => {}
+                    () = stopped(&mut stopping) => return,
+                },
+                DesktopRequest::EndTracking { vm_id } => self.end_tracking(&vm_id).await,
+                DesktopRequest::Quit => {
+                    tracing::info!("quit chosen from the tray");
+                    self.request_stop();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Extends by the policy maximum through the same path as `ExtendWindow`, and says
+    /// how it went (the person who clicked has no terminal to read).
+    async fn extend_from_desktop(&self, vm_id: &str) {
+        let response = self.extend(vm_id, &ExtendLength::PolicyMaximum).await;
+        let (kind, detail) = match response {
+            Response::Window { .. } => (NotificationKind::Extended, None),
+            Response::Error { error } => {
+                tracing::warn!(vm = %vm_id, %error, "extending from the desktop failed");
+                (NotificationKind::ExtendFailed, Some(error.message))
+            }
+            _ => return,
+        };
+        let notification = {
+            let state = self.lock_state();
+            state
+                .windows
+                .iter()
+                .find(|tracked| tracked.window.vm_id.eq_ignore_ascii_case(vm_id))
+                .map(|tracked| {
+                    let mut notification = notification_for(&state, tracked, kind);
+                    notification.detail = detail;
+                    notification
+                })
+        };
+        if let Some(notification) = notification {
+            let _ = self.notifications.send(notification);
+        }
+    }
+
+    /// Forgets a window (the tray's "End tracking"): no more reminders or refreshes for
+    /// it. Azure is not asked to close it.
+    async fn end_tracking(&self, vm_id: &str) {
+        let removed = {
+            let mut state = self.lock_state();
+            let before = state.windows.len();
+            state
+                .windows
+                .retain(|tracked| !tracked.window.vm_id.eq_ignore_ascii_case(vm_id));
+            before - state.windows.len()
+        };
+        if removed == 0 {
+            tracing::debug!(vm = %vm_id, "asked to stop tracking a window that is not tracked");
+            return;
+        }
+        tracing::info!(vm = %vm_id, "stopped tracking a window, as asked from the tray");
+        self.save().await;
+        self.windows_changed();
+    }
+
     fn status(&self) -> AgentStatus {
         let state = self.lock_state();
         let store_problem = match (&state.load_problem, &state.save_problem) {
@@ -774,18 +916,19 @@ impl<B: AccessBackend, N: Notifier> Shared<B, N> {
         let mut stopping = self.stopping.subscribe();
         loop {
             self.fire_due().await;
+            // `None`: no window, so nothing can become due until one is registered (an
+            // agent at rest has no timer).
             let wait = {
                 let state = self.lock_state();
-                schedule::next_deadline(&state.windows, self.config.notify_before)
-                    .map(|deadline| {
-                        let until = deadline.duration_since(state.clock.now());
-                        Duration::try_from(until).unwrap_or(Duration::ZERO)
-                    })
-                    .unwrap_or(MAX_SCHEDULER_SLEEP)
-                    .min(MAX_SCHEDULER_SLEEP)
+                schedule::next_deadline(&state.windows, self.config.notify_before).map(|deadline| {
+                    let until = deadline.duration_since(state.clock.now());
+                    Duration::try_from(until)
+                        .unwrap_or(Duration::ZERO)
+                        .min(MAX_SCHEDULER_SLEEP)
+                })
             };
             tokio::select! {
-                () = tokio::time::sleep(wait) => {}
+                () = tokio::time::sleep(wait.unwrap_or(Duration::ZERO)), if wait.is_some() => {}
                 () = self.changed.notified() => {}
                 () = stopped(&mut stopping) => return,
             }
@@ -833,6 +976,7 @@ impl<B: AccessBackend, N: Notifier> Shared<B, N> {
             return;
         }
         self.save().await;
+        self.publish_windows();
         for notification in notifications {
             let _ = self.notifications.send(notification);
         }
@@ -840,7 +984,17 @@ impl<B: AccessBackend, N: Notifier> Shared<B, N> {
 
     async fn run_refresher(self: Arc<Self>) {
         let mut stopping = self.stopping.subscribe();
+        let mut windows = self.published_windows.subscribe();
         loop {
+            // With no window there is nothing to re-read: wait for one, not for a timer.
+            tokio::select! {
+                open = async { windows.wait_for(|list| !list.windows.is_empty()).await.map(|_| ()) } => {
+                    if open.is_err() {
+                        return;
+                    }
+                }
+                () = stopped(&mut stopping) => return,
+            }
             tokio::select! {
                 () = tokio::time::sleep(self.config.refresh_interval) => {}
                 () = stopped(&mut stopping) => return,
@@ -916,8 +1070,14 @@ fn notification_for(
     let window = &tracked.window;
     let vm_reference = window.vm_reference();
     let azure_now = state.clock.now();
+    let actions = if kind == NotificationKind::EndsSoon {
+        vec![NotificationAction::Extend]
+    } else {
+        Vec::new()
+    };
     Notification {
         kind,
+        vm_id: window.vm_id.clone(),
         vm_name: window.vm_name.clone(),
         resource_group: window.resource_group.clone(),
         vm_reference,
@@ -930,6 +1090,8 @@ fn notification_for(
             .ends_at
             .duration_since(azure_now)
             .max(SignedDuration::ZERO),
+        actions,
+        detail: None,
     }
 }
 

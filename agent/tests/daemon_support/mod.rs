@@ -7,6 +7,9 @@
 
 #![allow(dead_code)]
 
+#[cfg(target_os = "linux")]
+pub mod bus;
+
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
