@@ -19,7 +19,10 @@
 //! | `PUT page-size` | `{"size":2}` or `{"size":null}` | page every list |
 //! | `GET/POST az` | `{"logged_in":false}` | fake `az` state and its recorded calls |
 //! | `POST power` | `{"vm_id":"/subscriptions/…","running":false}` | start or deallocate a VM |
-//! | `GET/DELETE requests` | | the request log (method, path, status, time, faults) |
+//! | `GET/DELETE requests` | | the request log (method, path, status, time, faults, hooks) |
+//! | `GET/POST/DELETE hooks` | a [`HookSpec`] or a list of them | concurrent-writer hooks: list (with when each fired) / add / clear |
+//! | `GET/DELETE hooks/{id}` | | one hook |
+//! | `POST changes` | `{"policy_id":"…","change":{…}}` | another writer's change to a JIT policy, now |
 //! | `GET managed-identity` | | `{"identity_endpoint","identity_header"}` |
 
 use std::net::IpAddr;
@@ -30,6 +33,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::faults::FaultSpec;
+use crate::hooks::{HookError, HookSpec, PolicyChange};
 use crate::server::{FrontEnd, Reply, lock};
 
 /// Parses a clock step: ISO-8601 (`PT1H`, `P1D`, `-PT5M`) or friendly (`90m`, `2 hours`).
@@ -127,6 +131,33 @@ pub(crate) fn handle(front: &FrontEnd, method: &Method, rest: &str, body: &[u8])
             lock(&front.requests).clear();
             Reply::empty(StatusCode::NO_CONTENT)
         }
+        (Method::GET, ["hooks"]) => {
+            Reply::json(StatusCode::OK, &json!({ "value": front.state.hooks() }))
+        }
+        (Method::POST, ["hooks"]) => add_hooks(front, body),
+        (Method::DELETE, ["hooks"]) => {
+            front.state.clear_hooks();
+            Reply::empty(StatusCode::NO_CONTENT)
+        }
+        (Method::GET, ["hooks", id]) => match id
+            .parse::<u64>()
+            .ok()
+            .and_then(|id| front.state.hooks().into_iter().find(|hook| hook.id == id))
+        {
+            Some(hook) => Reply::json(StatusCode::OK, &hook),
+            None => not_found("no such hook"),
+        },
+        (Method::DELETE, ["hooks", id]) => {
+            if id
+                .parse::<u64>()
+                .is_ok_and(|id| front.state.remove_hook(id))
+            {
+                Reply::empty(StatusCode::NO_CONTENT)
+            } else {
+                not_found("no such hook")
+            }
+        }
+        (Method::POST, ["changes"]) => apply_change(front, body),
         (Method::GET, ["managed-identity"]) => Reply::json(
             StatusCode::OK,
             &json!({
@@ -138,7 +169,7 @@ pub(crate) fn handle(front: &FrontEnd, method: &Method, rest: &str, body: &[u8])
             _,
             [
                 "" | "clock" | "state" | "faults" | "my-ip" | "client-ip" | "page-size" | "az"
-                | "power" | "requests" | "managed-identity",
+                | "power" | "requests" | "managed-identity" | "hooks" | "changes",
             ],
         ) => Reply::json(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -159,6 +190,8 @@ fn index() -> Value {
             "GET az", "POST az {\"logged_in\":bool}",
             "POST power {\"vm_id\":\"…\",\"running\":bool}",
             "GET requests", "DELETE requests",
+            "GET hooks", "POST hooks <HookSpec or list>", "DELETE hooks", "GET hooks/{id}", "DELETE hooks/{id}",
+            "POST changes {\"policy_id\":\"…\",\"change\":{…}}",
             "GET managed-identity",
         ]
     })
@@ -221,6 +254,56 @@ fn add_faults(front: &FrontEnd, body: &[u8]) -> Reply {
         }
     }
     Reply::json(StatusCode::CREATED, &json!({ "ids": ids }))
+}
+
+fn add_hooks(front: &FrontEnd, body: &[u8]) -> Reply {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(Box<HookSpec>),
+        Many(Vec<HookSpec>),
+    }
+    let specs = match parse_body::<OneOrMany>(body) {
+        Ok(OneOrMany::One(spec)) => vec![*spec],
+        Ok(OneOrMany::Many(specs)) => specs,
+        Err(message) => return bad_request(&message),
+    };
+    let mut ids = Vec::new();
+    for spec in specs {
+        match front.state.add_hook(spec) {
+            Ok(id) => ids.push(id),
+            Err(error) => {
+                for id in ids {
+                    front.state.remove_hook(id);
+                }
+                return bad_request(&error.to_string());
+            }
+        }
+    }
+    Reply::json(StatusCode::CREATED, &json!({ "ids": ids }))
+}
+
+fn apply_change(front: &FrontEnd, body: &[u8]) -> Reply {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ChangeBody {
+        policy_id: String,
+        change: PolicyChange,
+    }
+    let request: ChangeBody = match parse_body(body) {
+        Ok(request) => request,
+        Err(message) => return bad_request(&message),
+    };
+    match front
+        .state
+        .apply_change(&request.policy_id, &request.change)
+    {
+        Ok(policy) => Reply::json(StatusCode::OK, &json!({ "policy": policy })),
+        Err(error @ HookError::Invalid(_)) => bad_request(&error.to_string()),
+        Err(error @ HookError::NotApplied(_)) => {
+            Reply::json(StatusCode::CONFLICT, &json!({ "error": error.to_string() }))
+        }
+    }
 }
 
 #[derive(Deserialize)]

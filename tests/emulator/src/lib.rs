@@ -20,6 +20,7 @@ pub mod arm_http;
 pub mod az_cli;
 pub mod clock;
 pub mod faults;
+pub mod hooks;
 pub mod identity;
 pub mod providers;
 pub mod server;
@@ -37,6 +38,9 @@ use jiff::SignedDuration;
 use serde::Serialize;
 
 pub use crate::faults::{FaultKind, FaultSpec, FaultStatus};
+pub use crate::hooks::{
+    HookError, HookFiring, HookPoint, HookSpec, HookStatus, InjectedFailure, PolicyChange,
+};
 pub use crate::server::RequestRecord;
 pub use crate::world::World;
 
@@ -329,6 +333,37 @@ impl Emulator {
     /// Every fault with its hit count.
     pub fn faults(&self) -> Vec<FaultStatus> {
         self.front.faults.list()
+    }
+
+    /// Registers a concurrent-writer hook (same as `POST {admin}/hooks`); returns its id.
+    pub fn add_hook(&self, hook: HookSpec) -> Result<u64, HookError> {
+        self.front.state.add_hook(hook)
+    }
+
+    /// Every hook, pending and fired, with when and on which request it fired.
+    pub fn hooks(&self) -> Vec<HookStatus> {
+        self.front.state.hooks()
+    }
+
+    /// Removes one hook; `false` when there is none with that id.
+    pub fn remove_hook(&self, id: u64) -> bool {
+        self.front.state.remove_hook(id)
+    }
+
+    /// Removes every hook.
+    pub fn clear_hooks(&self) {
+        self.front.state.clear_hooks();
+    }
+
+    /// Applies another writer's change to a JIT policy now (same as
+    /// `POST {admin}/changes`); returns the policy as a GET shows it afterwards, `None`
+    /// once deleted.
+    pub fn apply_change(
+        &self,
+        policy_id: &str,
+        change: &PolicyChange,
+    ) -> Result<Option<serde_json::Value>, HookError> {
+        self.front.state.apply_change(policy_id, change)
     }
 
     /// The request log (admin requests excluded), oldest first.

@@ -147,6 +147,9 @@ pub struct RequestRecord {
     /// Ids of the injected faults that hit this request.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<u64>,
+    /// Ids of the concurrent-writer hooks this request fired.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<u64>,
 }
 
 /// Everything the front end serves from.
@@ -468,7 +471,7 @@ async fn handle(
     if !outcome.delay.is_zero() {
         tokio::time::sleep(outcome.delay).await;
     }
-    let reply = match &outcome.failure {
+    let (reply, hooks) = match &outcome.failure {
         Some(FaultKind::ConnectionReset) => {
             front.record(RequestRecord {
                 time: arrived,
@@ -476,11 +479,12 @@ async fn handle(
                 path: request.raw_path_and_query,
                 status: None,
                 faults: outcome.hit_ids,
+                hooks: Vec::new(),
             });
             switch.trigger();
             return Err(InjectedReset);
         }
-        Some(failure) => fault_reply(&front, &route, &request, failure),
+        Some(failure) => (fault_reply(&front, &route, &request, failure), Vec::new()),
         None => serve(&front, &route, &request),
     };
     let reply = if route == Route::Arm || route == Route::CloudMetadata {
@@ -494,6 +498,7 @@ async fn handle(
         path: request.raw_path_and_query,
         status: Some(reply.status.as_u16()),
         faults: outcome.hit_ids,
+        hooks,
     });
     Ok(finish(&front, reply).into_response())
 }
@@ -507,9 +512,13 @@ fn finish(front: &FrontEnd, mut reply: Reply) -> Reply {
     reply
 }
 
-fn serve(front: &FrontEnd, route: &Route, request: &ReadRequest) -> Reply {
+/// Serves a request no fault hit; also returns the hooks it fired.
+fn serve(front: &FrontEnd, route: &Route, request: &ReadRequest) -> (Reply, Vec<u64>) {
+    if *route == Route::Arm {
+        return arm(front, request);
+    }
     let is_get = request.method == Method::GET;
-    match route {
+    let reply = match route {
         Route::Token { tenant, v2 } if request.method == Method::POST => front
             .identity
             .token_endpoint(tenant, *v2, &request.headers, &request.body),
@@ -525,12 +534,12 @@ fn serve(front: &FrontEnd, route: &Route, request: &ReadRequest) -> Reply {
             .managed_identity(&request.headers, &request.query),
         Route::MyIp if is_get => my_ip(front, &request.query),
         Route::CloudMetadata if is_get => cloud_metadata(front, &request.query),
-        Route::Arm => arm(front, request),
         _ => Reply::json(
             StatusCode::METHOD_NOT_ALLOWED,
             &json!({"error": "method_not_allowed", "error_description": format!("{} is not allowed on {}", request.method, request.path)}),
         ),
-    }
+    };
+    (reply, Vec::new())
 }
 
 /// `/ip`: the caller's public address, as a "what is my IP" service answers.
@@ -610,11 +619,13 @@ fn cloud_metadata(front: &FrontEnd, query: &[(String, String)]) -> Reply {
     }
 }
 
-/// The ARM pipeline: authenticate, authorise, dispatch.
-fn arm(front: &FrontEnd, request: &ReadRequest) -> Reply {
+/// The ARM pipeline: authenticate, authorise, dispatch. Also returns the hooks the
+/// request fired.
+fn arm(front: &FrontEnd, request: &ReadRequest) -> (Reply, Vec<u64>) {
+    let refused = |reply: Reply| (reply, Vec::new());
     let token = match bearer_token(&request.headers) {
         Ok(token) => token,
-        Err(reply) => return with_www_authenticate(front, *reply, None),
+        Err(reply) => return refused(with_www_authenticate(front, *reply, None)),
     };
     let authenticated = match front.identity.authenticate(token) {
         Ok(authenticated) => authenticated,
@@ -625,10 +636,14 @@ fn arm(front: &FrontEnd, request: &ReadRequest) -> Reply {
                 "The access token is invalid.",
             )
             .into();
-            return with_www_authenticate(front, reply, Some("The access token is invalid."));
+            return refused(with_www_authenticate(
+                front,
+                reply,
+                Some("The access token is invalid."),
+            ));
         }
         Err(TokenRejection::Expired { expired_on }) => {
-            return expired_token_reply(front, expired_on);
+            return refused(expired_token_reply(front, expired_on));
         }
     };
     let arm_request = arm_request(front, request, authenticated.caller);
@@ -640,10 +655,12 @@ fn arm(front: &FrontEnd, request: &ReadRequest) -> Reply {
             .is_some_and(|principal| principal.allows(&action));
         if !allowed {
             tracing::debug!(%action, "RBAC refused a request");
-            return authorization_failed(&arm_request, &action);
+            return refused(authorization_failed(&arm_request, &action));
         }
     }
-    crate::providers::dispatch(&front.state, &arm_request).into()
+    let mut response = crate::providers::dispatch(&front.state, &arm_request);
+    let hooks = std::mem::take(&mut response.fired_hooks);
+    (response.into(), hooks)
 }
 
 fn arm_request(front: &FrontEnd, request: &ReadRequest, caller: Caller) -> ArmRequest {

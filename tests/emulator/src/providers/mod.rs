@@ -17,12 +17,13 @@ mod kql;
 mod network;
 mod resource_graph;
 mod resources;
-mod security;
+pub(crate) mod security;
 
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::arm_http::{ArmRequest, ArmResponse};
+use crate::hooks::{Fired, HookPoint, Trigger};
 use crate::state::SharedState;
 use crate::state::ids::{key, resource_group_id};
 use crate::state::model::Resources;
@@ -336,11 +337,31 @@ pub(crate) struct Call<'a> {
     pub inner: &'a mut crate::state::Inner,
     pub now: jiff::Timestamp,
     pub api_version: &'a str,
+    /// Hooks this request fired, for the request log.
+    pub fired_hooks: Vec<u64>,
 }
 
 impl Call<'_> {
     pub fn resources(&self) -> &Resources {
         &self.inner.resources
+    }
+
+    /// Fires the oldest pending concurrent-writer hook for `point` on the policy, if any
+    /// (its change is applied before this returns).
+    pub fn fire_hook(&mut self, point: HookPoint, policy_key: &str) -> Option<Fired> {
+        let inner = &mut *self.inner;
+        let fired = inner.hooks.fire(
+            &mut inner.resources,
+            Trigger {
+                point,
+                policy_key,
+                method: self.request.method.as_str(),
+                path: &self.request.path,
+            },
+            self.now,
+        )?;
+        self.fired_hooks.push(fired.id);
+        Some(fired)
     }
 }
 
@@ -376,6 +397,7 @@ pub fn dispatch(state: &SharedState, request: &ArmRequest) -> ArmResponse {
         inner: &mut inner,
         now,
         api_version: &api_version,
+        fired_hooks: Vec::new(),
     };
     let response = match route {
         Route::Subscriptions => only(&request.method, &[Method::GET])
@@ -421,8 +443,12 @@ pub fn dispatch(state: &SharedState, request: &ArmRequest) -> ArmResponse {
             rest,
         } => resource(&mut call, &subscription, &group, &namespace, &rest),
     };
+    let fired_hooks = std::mem::take(&mut call.fired_hooks);
     drop(inner);
-    response
+    ArmResponse {
+        fired_hooks,
+        ..response
+    }
 }
 
 /// A resource-group-scoped resource route.

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::{Call, ResourceScope, json_body, method_not_allowed, paged_list, resource_not_found};
 use crate::arm_http::ArmResponse;
+use crate::hooks::{Fired, HookPoint, InjectedFailure};
 use crate::state::ids::{ResourceId, key, resource_id};
 use crate::state::jit::{
     InitiateInput, InitiatePort, InitiateVirtualMachine, JitError, RequestedEnd,
@@ -85,12 +86,23 @@ pub(super) fn policy(
     match (action, method) {
         ([], Method::GET) => {
             let resources = call.resources();
-            match resources.jit_policies.get(&policy_key) {
+            let response = match resources.jit_policies.get(&policy_key) {
                 Some(policy) => ArmResponse::ok(resources.render_jit_policy(policy)),
-                None => resource_not_found(&provider_type, name, scope.group),
-            }
+                None => return resource_not_found(&provider_type, name, scope.group),
+            };
+            // Another writer lands right after this read was answered.
+            call.fire_hook(HookPoint::AfterGet, &policy_key);
+            response
         }
         ([], Method::PUT) => {
+            if let Some(Fired {
+                failure: Some(failure),
+                ..
+            }) = call.fire_hook(HookPoint::FailedPut, &policy_key)
+            {
+                return injected_failure(&failure);
+            }
+            call.fire_hook(HookPoint::BeforeWrite, &policy_key);
             let placement = Placement {
                 id: policy_id,
                 subscription_id: scope.subscription.to_owned(),
@@ -101,6 +113,7 @@ pub(super) fn policy(
             put(call, placement)
         }
         ([], Method::DELETE) => {
+            call.fire_hook(HookPoint::BeforeWrite, &policy_key);
             if call.inner.resources.delete_policy(&policy_key) {
                 tracing::info!(policy = policy_key, "JIT policy deleted");
                 ArmResponse::empty(StatusCode::OK)
@@ -116,6 +129,16 @@ pub(super) fn policy(
         }
         ([] | ["initiate"], method) => method_not_allowed(&method),
         _ => super::unknown_route(call.request),
+    }
+}
+
+/// The answer of a PUT a [`HookPoint::FailedPut`] hook swallowed.
+fn injected_failure(failure: &InjectedFailure) -> ArmResponse {
+    let status = StatusCode::from_u16(failure.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let response = ArmResponse::error(status, failure.error_code(), failure.error_message());
+    match failure.retry_after_seconds {
+        Some(seconds) => response.with_header("Retry-After", seconds.to_string()),
+        None => response,
     }
 }
 
@@ -168,7 +191,9 @@ fn put(call: &mut Call<'_>, placement: Placement) -> ArmResponse {
 
 /// Reads a `JitNetworkAccessPolicy` body: `kind` and `properties.virtualMachines`
 /// (everything read-only, including `requests` and `location`, is ignored).
-fn parse_policy(body: &Value) -> Result<(Option<String>, Vec<PolicyVirtualMachine>), ArmResponse> {
+pub(crate) fn parse_policy(
+    body: &Value,
+) -> Result<(Option<String>, Vec<PolicyVirtualMachine>), ArmResponse> {
     let Some(body) = body.as_object() else {
         return Err(bad_request("The request body must be a JSON object."));
     };

@@ -24,6 +24,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
+use crate::hooks::{HookError, HookSpec, HookStatus, PolicyChange};
 use crate::vm_ports::{self, PortService, SharedGate, SshService, VmPort};
 use crate::world::{PortServiceKind, PrincipalKind, PrincipalSpec, World, WorldError};
 use ids::key;
@@ -179,6 +180,7 @@ pub async fn start_world(
             principals: world.principals.clone(),
             client_public_key,
             listeners: Vec::new(),
+            hooks: crate::hooks::Hooks::default(),
         })),
     };
     let gate: SharedGate = Arc::new(StateGate {
@@ -281,6 +283,8 @@ pub(crate) struct Inner {
     /// The contract's `ssh_identity`, public half, as `osProfile` lists it.
     pub client_public_key: Option<String>,
     pub listeners: Vec<ListenerRecord>,
+    /// Concurrent-writer hooks, pending and fired.
+    pub hooks: crate::hooks::Hooks,
 }
 
 /// The gate the VM port listeners ask.
@@ -390,6 +394,43 @@ impl SharedState {
             },
         );
         true
+    }
+
+    /// Registers a concurrent-writer hook; returns its id.
+    pub fn add_hook(&self, hook: HookSpec) -> Result<u64, HookError> {
+        self.lock().hooks.add(hook)
+    }
+
+    /// Every hook, pending and fired, oldest first.
+    pub fn hooks(&self) -> Vec<HookStatus> {
+        self.lock().hooks.list()
+    }
+
+    /// Removes one hook; `false` when there is none with that id.
+    pub fn remove_hook(&self, id: u64) -> bool {
+        self.lock().hooks.remove(id)
+    }
+
+    /// Removes every hook.
+    pub fn clear_hooks(&self) {
+        self.lock().hooks.clear();
+    }
+
+    /// Applies another writer's change to a policy now, as its PUT or DELETE would;
+    /// returns the policy as a GET would show it afterwards (`None` once deleted).
+    pub fn apply_change(
+        &self,
+        policy_id: &str,
+        change: &PolicyChange,
+    ) -> Result<Option<Value>, HookError> {
+        let mut inner = self.settled();
+        let now = inner.clock.now();
+        crate::hooks::apply_now(&mut inner.resources, policy_id, change, now)?;
+        let resources = &inner.resources;
+        Ok(resources
+            .jit_policies
+            .get(&key(policy_id))
+            .map(|policy| resources.render_jit_policy(policy)))
     }
 
     /// A full state dump: VMs (power, addresses, listeners with host keys), NSGs with
