@@ -18,6 +18,7 @@ mod network;
 mod resource_graph;
 mod resources;
 pub(crate) mod security;
+mod security_rules;
 
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -130,6 +131,14 @@ enum Route {
         location: String,
         operation: String,
     },
+    /// `…/providers/Microsoft.Network/locations/{l}/operations/{id}` or
+    /// `…/operationResults/{id}` (`result`).
+    NetworkOperation {
+        subscription: String,
+        location: String,
+        operation: String,
+        result: bool,
+    },
     SecurityLocations {
         subscription: String,
     },
@@ -193,6 +202,21 @@ impl Route {
                 subscription: owned(1),
                 location: owned(5),
                 operation: owned(7),
+            },
+            [
+                "subscriptions",
+                _,
+                "providers",
+                "microsoft.network",
+                "locations",
+                _,
+                kind @ ("operations" | "operationresults"),
+                _,
+            ] => Self::NetworkOperation {
+                subscription: owned(1),
+                location: owned(5),
+                operation: owned(7),
+                result: *kind == "operationresults",
             },
             [
                 "subscriptions",
@@ -292,6 +316,7 @@ impl Route {
             | Self::ResourceGroup { .. } => Provider::Resources,
             Self::ResourceGraph => Provider::ResourceGraph,
             Self::AllVirtualMachines { .. } | Self::ComputeOperation { .. } => Provider::Compute,
+            Self::NetworkOperation { .. } => Provider::Network,
             Self::SecurityLocations { .. } | Self::SecurityLocation { .. } => {
                 Provider::SecurityLocations
             }
@@ -313,6 +338,7 @@ impl Route {
             | Self::ResourceGroup { subscription, .. }
             | Self::AllVirtualMachines { subscription }
             | Self::ComputeOperation { subscription, .. }
+            | Self::NetworkOperation { subscription, .. }
             | Self::SecurityLocations { subscription }
             | Self::SecurityLocation { subscription, .. }
             | Self::JitPolicies { subscription, .. }
@@ -422,6 +448,14 @@ pub fn dispatch(state: &SharedState, request: &ArmRequest) -> ArmResponse {
             operation,
         } => only(&request.method, &[Method::GET])
             .unwrap_or_else(|| compute::operation(&call, &subscription, &location, &operation)),
+        Route::NetworkOperation {
+            subscription,
+            location,
+            operation,
+            result,
+        } => only(&request.method, &[Method::GET]).unwrap_or_else(|| {
+            security_rules::operation(&call, &subscription, &location, &operation, result)
+        }),
         Route::SecurityLocations { subscription } => only(&request.method, &[Method::GET])
             .unwrap_or_else(|| security::list_locations(&call, &subscription)),
         Route::SecurityLocation {
@@ -473,6 +507,16 @@ fn resource(
         }
         ("microsoft.network", [resource_type]) => only(&call.request.method, &[Method::GET])
             .unwrap_or_else(|| network::list(call, &scope, resource_type)),
+        ("microsoft.network", ["networksecuritygroups", _, "securityrules", _])
+            if call.request.method == Method::PUT =>
+        {
+            security_rules::put(call, &scope, &rest[1], &rest[3])
+        }
+        ("microsoft.network", ["networksecuritygroups", _, "securityrules", _])
+            if call.request.method == Method::DELETE =>
+        {
+            security_rules::delete(call, &scope, &rest[1], &rest[3])
+        }
         ("microsoft.network", [resource_type, _, child @ ..]) => {
             network::resource(call, &scope, resource_type, &rest[1], &rest[2..], child)
         }
@@ -728,6 +772,12 @@ pub fn required_action(request: &ArmRequest) -> Option<String> {
         }
         Route::AllVirtualMachines { .. } => read_or("Microsoft.Compute/virtualMachines/read"),
         Route::ComputeOperation { .. } => read_or("Microsoft.Compute/locations/operations/read"),
+        Route::NetworkOperation { result: false, .. } => {
+            read_or("Microsoft.Network/locations/operations/read")
+        }
+        Route::NetworkOperation { result: true, .. } => {
+            read_or("Microsoft.Network/locations/operationResults/read")
+        }
         Route::SecurityLocations { .. } | Route::SecurityLocation { .. } => {
             read_or("Microsoft.Security/locations/read")
         }

@@ -1,6 +1,6 @@
 //! `Microsoft.Network` (2024-05-01): NICs, public IPs, virtual networks and subnets, NSGs
-//! with their security rules, and Azure Firewalls. Read-only: the emulator changes NSG
-//! and firewall rules only through JIT, as a client of JIT sees them change.
+//! with their security rules, and Azure Firewalls. Reads only; security rules are
+//! written by JIT and by [`super::security_rules`] (a deployment's PUT and DELETE).
 
 use http::Method;
 use serde_json::Value;

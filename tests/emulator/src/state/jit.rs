@@ -460,6 +460,13 @@ impl Resources {
                 number: rand::random(),
                 deny_rules: Vec::new(),
             });
+            // Deny rules someone deleted through the NSG API are written anew.
+            let network_security_groups = &self.network_security_groups;
+            rules.deny_rules.retain(|location| {
+                network_security_groups
+                    .get(&location.container)
+                    .is_some_and(|nsg| nsg.rules.iter().any(|rule| rule.name == location.name))
+            });
             let (nsgs, private_ip) = match &attachment {
                 Some(attachment) => (
                     attachment.network_security_groups.clone(),
@@ -510,6 +517,8 @@ impl Resources {
                     name: format!("SecurityCenter-JITRule_{}_{}", rules.number, upper_guid()),
                     description: Some(deny_description(&policy_name, &vm)),
                     protocol: nsg_protocol(&protocols),
+                    source_port_range: Some("*".to_owned()),
+                    source_port_ranges: Vec::new(),
                     source_address_prefix: Some("*".to_owned()),
                     source_address_prefixes: Vec::new(),
                     destination_address_prefix: Some(private_ip.clone()),
@@ -588,6 +597,8 @@ impl Resources {
                 name: format!("SecurityCenter-JITRule-{}-{}", rules.number, upper_guid()),
                 description: Some(allow_description(&policy.placement.name, &vm)),
                 protocol: nsg_protocol(&[protocol.as_str()]),
+                source_port_range: Some("*".to_owned()),
+                source_port_ranges: Vec::new(),
                 source_address_prefix,
                 source_address_prefixes,
                 destination_address_prefix: Some(attachment.private_ip.to_string()),
@@ -737,6 +748,8 @@ mod tests {
             name: name.to_owned(),
             description: None,
             protocol: "*".to_owned(),
+            source_port_range: Some("*".to_owned()),
+            source_port_ranges: Vec::new(),
             source_address_prefix: Some("*".to_owned()),
             source_address_prefixes: Vec::new(),
             destination_address_prefix: Some("*".to_owned()),

@@ -83,6 +83,7 @@ pub(crate) fn materialise(
         azure_firewalls: BTreeMap::new(),
         jit_policies: BTreeMap::new(),
         operations: BTreeMap::new(),
+        network_operations: BTreeMap::new(),
     };
     let created = now
         .checked_sub(SignedDuration::from_hours(24 * 30))
@@ -180,6 +181,8 @@ fn add_group(
                 name: rule.name.clone(),
                 description: rule.description.clone(),
                 protocol: rule.protocol.clone(),
+                source_port_range: Some("*".to_owned()),
+                source_port_ranges: Vec::new(),
                 source_address_prefix: match (
                     &rule.source_address_prefix,
                     rule.source_address_prefixes.is_empty(),

@@ -29,6 +29,8 @@ pub(crate) struct Resources {
     pub azure_firewalls: BTreeMap<String, AzureFirewall>,
     pub jit_policies: BTreeMap<String, JitPolicy>,
     pub operations: BTreeMap<String, VmOperation>,
+    /// Network's asynchronous operations (security rule writes), by lower-cased id.
+    pub network_operations: BTreeMap<String, NetworkOperation>,
 }
 
 #[derive(Debug, Clone)]
@@ -174,6 +176,8 @@ pub(crate) struct SecurityRule {
     pub name: String,
     pub description: Option<String>,
     pub protocol: String,
+    pub source_port_range: Option<String>,
+    pub source_port_ranges: Vec<String>,
     pub source_address_prefix: Option<String>,
     pub source_address_prefixes: Vec<String>,
     pub destination_address_prefix: Option<String>,
@@ -360,4 +364,15 @@ pub(crate) struct VmOperation {
     pub completes_at: Timestamp,
     /// Whether completion has been applied to the VM.
     pub applied: bool,
+}
+
+/// A `Microsoft.Network` long-running operation (a security rule PUT or DELETE). The
+/// emulator applies the change at once, so every operation has succeeded; it is kept so
+/// that the `Azure-AsyncOperation` and `Location` URLs it handed out answer.
+#[derive(Debug, Clone)]
+pub(crate) struct NetworkOperation {
+    pub id: String,
+    pub subscription_id: String,
+    pub location: String,
+    pub started: Timestamp,
 }

@@ -402,8 +402,10 @@ impl Resources {
             properties.insert("description".into(), json!(description));
         }
         properties.insert("protocol".into(), json!(rule.protocol));
-        properties.insert("sourcePortRange".into(), json!("*"));
-        properties.insert("sourcePortRanges".into(), json!([]));
+        if let Some(range) = &rule.source_port_range {
+            properties.insert("sourcePortRange".into(), json!(range));
+        }
+        properties.insert("sourcePortRanges".into(), json!(rule.source_port_ranges));
         if let Some(range) = &rule.destination_port_range {
             properties.insert("destinationPortRange".into(), json!(range));
         }
