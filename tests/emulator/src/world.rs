@@ -72,6 +72,9 @@ pub struct PrincipalSpec {
     /// Allowed ARM actions, with `*` wildcards (`"*"`, `"*/read"`, `"Microsoft.Security/*"`).
     #[serde(default = "all_actions")]
     pub actions: Vec<String>,
+    /// Actions taken out of `actions` again (a role's `notActions`), with `*` wildcards.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_actions: Vec<String>,
 }
 
 impl std::fmt::Debug for PrincipalSpec {
@@ -87,6 +90,7 @@ impl std::fmt::Debug for PrincipalSpec {
             )
             .field("object_id", &self.object_id)
             .field("actions", &self.actions)
+            .field("not_actions", &self.not_actions)
             .finish()
     }
 }

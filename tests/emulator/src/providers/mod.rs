@@ -12,6 +12,7 @@
 //! anything else is a 404 `InvalidResourceType`, and known resources answer 405 to
 //! methods the emulator does not model.
 
+mod authorization;
 mod compute;
 mod kql;
 mod network;
@@ -38,6 +39,7 @@ enum Provider {
     Network,
     SecurityLocations,
     SecurityJit,
+    Authorization,
 }
 
 impl Provider {
@@ -104,6 +106,7 @@ impl Provider {
             ],
             Self::SecurityLocations => &["2015-06-01-preview"],
             Self::SecurityJit => &["2020-01-01", "2015-06-01-preview"],
+            Self::Authorization => &["2022-04-01", "2018-01-01-preview", "2015-07-01"],
         }
     }
 }
@@ -150,6 +153,12 @@ enum Route {
         subscription: String,
         group: Option<String>,
         location: Option<String>,
+    },
+    /// `{scope}/providers/Microsoft.Authorization/permissions` at a subscription, a
+    /// resource group or a resource in one.
+    Permissions {
+        subscription: String,
+        group: Option<String>,
     },
     /// A resource in a resource group: `namespace/type/name[/child/name]…[/action]`.
     Resource {
@@ -293,6 +302,43 @@ impl Route {
             [
                 "subscriptions",
                 _,
+                "providers",
+                "microsoft.authorization",
+                "permissions",
+            ] => Self::Permissions {
+                subscription: owned(1),
+                group: None,
+            },
+            [
+                "subscriptions",
+                _,
+                "resourcegroups",
+                _,
+                "providers",
+                "microsoft.authorization",
+                "permissions",
+            ] => Self::Permissions {
+                subscription: owned(1),
+                group: Some(owned(3)),
+            },
+            [
+                "subscriptions",
+                _,
+                "resourcegroups",
+                _,
+                "providers",
+                _,
+                resource @ ..,
+                "providers",
+                "microsoft.authorization",
+                "permissions",
+            ] if resource.len() >= 2 => Self::Permissions {
+                subscription: owned(1),
+                group: Some(owned(3)),
+            },
+            [
+                "subscriptions",
+                _,
                 "resourcegroups",
                 _,
                 "providers",
@@ -321,6 +367,7 @@ impl Route {
                 Provider::SecurityLocations
             }
             Self::JitPolicies { .. } => Provider::SecurityJit,
+            Self::Permissions { .. } => Provider::Authorization,
             Self::Resource { namespace, .. } => match namespace.to_ascii_lowercase().as_str() {
                 "microsoft.compute" => Provider::Compute,
                 "microsoft.network" => Provider::Network,
@@ -342,6 +389,7 @@ impl Route {
             | Self::SecurityLocations { subscription }
             | Self::SecurityLocation { subscription, .. }
             | Self::JitPolicies { subscription, .. }
+            | Self::Permissions { subscription, .. }
             | Self::Resource { subscription, .. } => Some(subscription),
         }
     }
@@ -349,6 +397,9 @@ impl Route {
     fn resource_group(&self) -> Option<&str> {
         match self {
             Self::JitPolicies {
+                group: Some(group), ..
+            }
+            | Self::Permissions {
                 group: Some(group), ..
             }
             | Self::Resource { group, .. } => Some(group),
@@ -470,6 +521,8 @@ pub fn dispatch(state: &SharedState, request: &ArmRequest) -> ArmResponse {
         } => only(&request.method, &[Method::GET]).unwrap_or_else(|| {
             security::list_policies(&call, &subscription, group.as_deref(), location.as_deref())
         }),
+        Route::Permissions { .. } => only(&request.method, &[Method::GET])
+            .unwrap_or_else(|| authorization::list_permissions(&call)),
         Route::Resource {
             subscription,
             group,
@@ -784,6 +837,8 @@ pub fn required_action(request: &ArmRequest) -> Option<String> {
         Route::JitPolicies { .. } => {
             read_or("Microsoft.Security/locations/jitNetworkAccessPolicies/read")
         }
+        // Every caller may ask what it may do.
+        Route::Permissions { .. } => None,
         Route::Resource {
             namespace, rest, ..
         } => resource_action(method, &namespace, &rest),
