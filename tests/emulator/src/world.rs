@@ -125,6 +125,59 @@ pub struct SubscriptionSpec {
     /// The resource groups.
     #[serde(default)]
     pub resource_groups: Vec<ResourceGroupSpec>,
+    /// Defender for Cloud plans (`Microsoft.Security/pricings`) that differ from the
+    /// default: `VirtualMachines` Standard with sub-plan P2 (what JIT needs), every other
+    /// plan Free.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pricings: Vec<PricingSpec>,
+}
+
+/// The Defender for Cloud plans the emulator knows, as `Microsoft.Security/pricings`
+/// names them (the 2024-01-01 example's list, without the deprecated ones).
+pub const DEFENDER_PLANS: &[&str] = &[
+    "VirtualMachines",
+    "SqlServers",
+    "AppServices",
+    "StorageAccounts",
+    "SqlServerVirtualMachines",
+    "KeyVaults",
+    "Dns",
+    "Arm",
+    "OpenSourceRelationalDatabases",
+    "Containers",
+    "CloudPosture",
+];
+
+/// One Defender plan of a subscription.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PricingSpec {
+    /// The plan, one of [`DEFENDER_PLANS`] (`VirtualMachines` is Defender for Servers).
+    pub name: String,
+    /// `Free` or `Standard`.
+    pub pricing_tier: PricingTier,
+    /// The sub-plan of a Standard plan (`P1`, `P2` for `VirtualMachines`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_plan: Option<String>,
+}
+
+/// `pricingTier`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PricingTier {
+    /// The plan is off.
+    Free,
+    /// The plan is on.
+    Standard,
+}
+
+impl PricingTier {
+    /// The name ARM uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Free => "Free",
+            Self::Standard => "Standard",
+        }
+    }
 }
 
 /// A subscription's `state`, as ARM spells it.
@@ -778,6 +831,32 @@ impl Validator {
                     subscription.id
                 )));
             }
+            let mut plans = BTreeSet::new();
+            for pricing in &subscription.pricings {
+                let Some(plan) = DEFENDER_PLANS
+                    .iter()
+                    .find(|plan| plan.eq_ignore_ascii_case(&pricing.name))
+                else {
+                    return Err(invalid(format!(
+                        "subscription {}: pricing '{}' is not a Defender plan the emulator knows ({})",
+                        subscription.id,
+                        pricing.name,
+                        DEFENDER_PLANS.join(", ")
+                    )));
+                };
+                if !plans.insert(*plan) {
+                    return Err(invalid(format!(
+                        "subscription {}: pricing '{plan}' is given twice",
+                        subscription.id
+                    )));
+                }
+                if pricing.sub_plan.is_some() && pricing.pricing_tier == PricingTier::Free {
+                    return Err(invalid(format!(
+                        "subscription {}: pricing '{plan}' is Free, so it has no sub_plan",
+                        subscription.id
+                    )));
+                }
+            }
             let mut group_names = BTreeSet::new();
             for group in &subscription.resource_groups {
                 if !is_resource_group_name(&group.name) {
@@ -1293,6 +1372,41 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("no-such-nsg"), "{message}");
+    }
+
+    #[test]
+    fn pricings_name_known_plans_once_and_free_plans_have_no_sub_plan() {
+        let pricing = |name: &str, tier: PricingTier, sub_plan: Option<&str>| PricingSpec {
+            name: name.to_owned(),
+            pricing_tier: tier,
+            sub_plan: sub_plan.map(str::to_owned),
+        };
+        let message = |pricings: Vec<PricingSpec>| {
+            world_with(|world| world.subscriptions[1].pricings = pricings)
+                .err()
+                .map(|error| error.to_string())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            message(vec![pricing("virtualmachines", PricingTier::Free, None)]),
+            ""
+        );
+        assert!(message(vec![pricing("Servers", PricingTier::Free, None)]).contains("Servers"));
+        assert!(
+            message(vec![pricing(
+                "VirtualMachines",
+                PricingTier::Free,
+                Some("P1")
+            )])
+            .contains("no sub_plan")
+        );
+        assert!(
+            message(vec![
+                pricing("VirtualMachines", PricingTier::Free, None),
+                pricing("VIRTUALMACHINES", PricingTier::Standard, None),
+            ])
+            .contains("twice")
+        );
     }
 
     #[test]

@@ -117,3 +117,130 @@ async fn not_actions_are_listed_and_enforced() {
         initiated.body
     );
 }
+
+const PRICINGS: &str = "2024-01-01";
+
+fn pricings_url(subscription: &str, name: Option<&str>, version: &str) -> String {
+    let plan = name.map(|name| format!("/{name}")).unwrap_or_default();
+    format!(
+        "/subscriptions/{subscription}/providers/Microsoft.Security/pricings{plan}?api-version={version}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn defender_for_servers_is_plan_2_by_default_and_other_plans_are_free() {
+    let arm = Arm::start().await;
+    for subscription in [PRODUCTION, DEVELOPMENT] {
+        let servers = arm
+            .get_ok(&pricings_url(
+                subscription,
+                Some("VirtualMachines"),
+                PRICINGS,
+            ))
+            .await;
+        assert_eq!(
+            servers["id"],
+            format!(
+                "/subscriptions/{subscription}/providers/Microsoft.Security/pricings/VirtualMachines"
+            )
+        );
+        assert_eq!(servers["type"], "Microsoft.Security/pricings");
+        assert_eq!(servers["properties"]["pricingTier"], "Standard");
+        assert_eq!(servers["properties"]["subPlan"], "P2");
+        assert!(
+            servers["properties"]["enablementTime"].is_string(),
+            "{servers}"
+        );
+    }
+    let all = arm.get_ok(&pricings_url(PRODUCTION, None, PRICINGS)).await;
+    let plans = all["value"].as_array().cloned().unwrap_or_default();
+    assert!(plans.len() > 5, "{all}");
+    for plan in &plans {
+        let expected = if plan["name"] == "VirtualMachines" {
+            "Standard"
+        } else {
+            "Free"
+        };
+        assert_eq!(plan["properties"]["pricingTier"], expected, "{plan}");
+    }
+    // The one filter the spec documents, and the version the Azure CLI's SDK sends.
+    let filtered = arm
+        .get_ok(&format!(
+            "{}&$filter=name in (VirtualMachines,Dns)",
+            pricings_url(PRODUCTION, None, PRICINGS)
+        ))
+        .await;
+    let names: Vec<&str> = filtered["value"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|plan| plan["name"].as_str())
+        .collect();
+    assert_eq!(names, ["VirtualMachines", "Dns"]);
+    let unsupported = arm
+        .get(&format!(
+            "{}&$filter=pricingTier eq 'Free'",
+            pricings_url(PRODUCTION, None, PRICINGS)
+        ))
+        .await;
+    assert_eq!(unsupported.status, 400, "{}", unsupported.body);
+    assert_eq!(
+        arm.get(&pricings_url(
+            PRODUCTION,
+            Some("virtualmachines"),
+            "2023-01-01"
+        ))
+        .await
+        .status,
+        200
+    );
+    let unknown = arm
+        .get(&pricings_url(PRODUCTION, Some("Mainframes"), PRICINGS))
+        .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    let old = arm.get(&pricings_url(PRODUCTION, None, "2020-01-01")).await;
+    assert_eq!(old.status, 400, "{}", old.body);
+
+    // A reader may read plans.
+    let reader = arm.token_for(READER_ID, READER_SECRET).await;
+    let read = arm
+        .send_as(
+            &reader,
+            Method::GET,
+            &pricings_url(DEVELOPMENT, Some("VirtualMachines"), PRICINGS),
+            None,
+        )
+        .await;
+    assert_eq!(read.status, 200, "{}", read.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_world_file_sets_each_subscriptions_plans() {
+    let world = World::from_toml(
+        &jit_emulator::world::DEFAULT_WORLD_TOML.replace(
+            "display_name = \"Contoso Development\"",
+            "display_name = \"Contoso Development\"\n\
+             pricings = [{ name = \"VirtualMachines\", pricing_tier = \"Standard\", sub_plan = \"P1\" }, \
+             { name = \"KeyVaults\", pricing_tier = \"Standard\" }]",
+        ),
+    )
+    .expect("the edited world is valid");
+    let arm = Arm::start_with(world, EmulatorOptions::default()).await;
+    let servers = arm
+        .get_ok(&pricings_url(
+            DEVELOPMENT,
+            Some("VirtualMachines"),
+            PRICINGS,
+        ))
+        .await;
+    assert_eq!(servers["properties"]["subPlan"], "P1");
+    let vaults = arm
+        .get_ok(&pricings_url(DEVELOPMENT, Some("KeyVaults"), PRICINGS))
+        .await;
+    assert_eq!(vaults["properties"]["pricingTier"], "Standard");
+    assert!(vaults["properties"].get("subPlan").is_none(), "{vaults}");
+    let production = arm
+        .get_ok(&pricings_url(PRODUCTION, Some("VirtualMachines"), PRICINGS))
+        .await;
+    assert_eq!(production["properties"]["subPlan"], "P2");
+}

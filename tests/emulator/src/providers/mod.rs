@@ -39,6 +39,7 @@ enum Provider {
     Network,
     SecurityLocations,
     SecurityJit,
+    SecurityPricings,
     Authorization,
 }
 
@@ -106,6 +107,7 @@ impl Provider {
             ],
             Self::SecurityLocations => &["2015-06-01-preview"],
             Self::SecurityJit => &["2020-01-01", "2015-06-01-preview"],
+            Self::SecurityPricings => &["2024-01-01", "2023-01-01", "2022-03-01", "2018-06-01"],
             Self::Authorization => &["2022-04-01", "2018-01-01-preview", "2015-07-01"],
         }
     }
@@ -153,6 +155,11 @@ enum Route {
         subscription: String,
         group: Option<String>,
         location: Option<String>,
+    },
+    /// Defender plans of a subscription (`name`: one plan).
+    Pricings {
+        subscription: String,
+        name: Option<String>,
     },
     /// `{scope}/providers/Microsoft.Authorization/permissions` at a subscription, a
     /// resource group or a resource in one.
@@ -246,6 +253,27 @@ impl Route {
             ] => Self::SecurityLocation {
                 subscription: owned(1),
                 location: owned(5),
+            },
+            [
+                "subscriptions",
+                _,
+                "providers",
+                "microsoft.security",
+                "pricings",
+            ] => Self::Pricings {
+                subscription: owned(1),
+                name: None,
+            },
+            [
+                "subscriptions",
+                _,
+                "providers",
+                "microsoft.security",
+                "pricings",
+                _,
+            ] => Self::Pricings {
+                subscription: owned(1),
+                name: Some(owned(5)),
             },
             [
                 "subscriptions",
@@ -367,6 +395,7 @@ impl Route {
                 Provider::SecurityLocations
             }
             Self::JitPolicies { .. } => Provider::SecurityJit,
+            Self::Pricings { .. } => Provider::SecurityPricings,
             Self::Permissions { .. } => Provider::Authorization,
             Self::Resource { namespace, .. } => match namespace.to_ascii_lowercase().as_str() {
                 "microsoft.compute" => Provider::Compute,
@@ -390,6 +419,7 @@ impl Route {
             | Self::SecurityLocation { subscription, .. }
             | Self::JitPolicies { subscription, .. }
             | Self::Permissions { subscription, .. }
+            | Self::Pricings { subscription, .. }
             | Self::Resource { subscription, .. } => Some(subscription),
         }
     }
@@ -523,6 +553,11 @@ pub fn dispatch(state: &SharedState, request: &ArmRequest) -> ArmResponse {
         }),
         Route::Permissions { .. } => only(&request.method, &[Method::GET])
             .unwrap_or_else(|| authorization::list_permissions(&call)),
+        Route::Pricings { subscription, name } => only(&request.method, &[Method::GET])
+            .unwrap_or_else(|| match name {
+                Some(name) => security::get_pricing(&call, &subscription, &name),
+                None => security::list_pricings(&call, &subscription),
+            }),
         Route::Resource {
             subscription,
             group,
@@ -839,6 +874,7 @@ pub fn required_action(request: &ArmRequest) -> Option<String> {
         }
         // Every caller may ask what it may do.
         Route::Permissions { .. } => None,
+        Route::Pricings { .. } => read_or("Microsoft.Security/pricings/read"),
         Route::Resource {
             namespace, rest, ..
         } => resource_action(method, &namespace, &rest),

@@ -48,6 +48,80 @@ pub(super) fn get_location(call: &Call<'_>, subscription: &str, location: &str) 
     }
 }
 
+/// `GET /subscriptions/{id}/providers/Microsoft.Security/pricings[?$filter=name in (…)]`:
+/// every Defender plan of the subscription.
+pub(super) fn list_pricings(call: &Call<'_>, subscription: &str) -> ArmResponse {
+    let wanted = match call.request.query_value("$filter") {
+        None => None,
+        Some(filter) => match pricing_filter(filter) {
+            Some(names) => Some(names),
+            None => {
+                return bad_request(format!(
+                    "The filter '{filter}' is not supported: use \"name in (plan1,plan2)\"."
+                ));
+            }
+        },
+    };
+    let resources = call.resources();
+    let items: Vec<Value> = resources
+        .subscription(subscription)
+        .map(|found| {
+            found
+                .pricings
+                .iter()
+                .filter(|pricing| {
+                    wanted.as_ref().is_none_or(|names| {
+                        names
+                            .iter()
+                            .any(|name| name.eq_ignore_ascii_case(pricing.name))
+                    })
+                })
+                .map(|pricing| resources.render_pricing(&found.id, pricing))
+                .collect()
+        })
+        .unwrap_or_default();
+    ArmResponse::ok(serde_json::json!({ "value": items }))
+}
+
+/// The plan names of `name in (a,b)` (names optionally quoted), the one `$filter` the
+/// spec documents for `Pricings_List`.
+fn pricing_filter(filter: &str) -> Option<Vec<String>> {
+    let (field, list) = filter.trim().split_once(char::is_whitespace)?;
+    let list = list.trim_start().strip_prefix("in")?.trim();
+    if !field.eq_ignore_ascii_case("name") {
+        return None;
+    }
+    let inner = list.strip_prefix('(')?.strip_suffix(')')?;
+    let names: Vec<String> = inner
+        .split(',')
+        .map(|name| name.trim().trim_matches(['\'', '"']).to_owned())
+        .collect();
+    (!names.iter().any(String::is_empty)).then_some(names)
+}
+
+/// `GET /subscriptions/{id}/providers/Microsoft.Security/pricings/{name}`.
+pub(super) fn get_pricing(call: &Call<'_>, subscription: &str, name: &str) -> ArmResponse {
+    let resources = call.resources();
+    let found = resources.subscription(subscription).and_then(|found| {
+        found
+            .pricings
+            .iter()
+            .find(|pricing| pricing.name.eq_ignore_ascii_case(name))
+            .map(|pricing| resources.render_pricing(&found.id, pricing))
+    });
+    match found {
+        Some(pricing) => ArmResponse::ok(pricing),
+        None => ArmResponse::error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!(
+                "The pricing '{name}' was not found. Known plans: {}.",
+                crate::world::DEFENDER_PLANS.join(", ")
+            ),
+        ),
+    }
+}
+
 /// The four list scopes: subscription, subscription + region, resource group, resource
 /// group + region.
 pub(super) fn list_policies(

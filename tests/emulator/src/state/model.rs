@@ -11,7 +11,9 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::world::{OsType, PortServiceKind, RuleAccess, RuleDirection, SubscriptionState};
+use crate::world::{
+    OsType, PortServiceKind, PricingTier, RuleAccess, RuleDirection, SubscriptionState,
+};
 
 /// Everything the emulated Azure holds.
 #[derive(Debug)]
@@ -33,11 +35,32 @@ pub(crate) struct Resources {
     pub network_operations: BTreeMap<String, NetworkOperation>,
 }
 
+impl Resources {
+    /// A subscription by id (compared case-insensitively).
+    pub(crate) fn subscription(&self, id: &str) -> Option<&Subscription> {
+        self.subscriptions
+            .iter()
+            .find(|subscription| subscription.id.eq_ignore_ascii_case(id))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Subscription {
     pub id: String,
     pub display_name: String,
     pub state: SubscriptionState,
+    /// Every Defender plan, in [`crate::world::DEFENDER_PLANS`] order.
+    pub pricings: Vec<Pricing>,
+}
+
+/// A Defender plan of a subscription (`Microsoft.Security/pricings`).
+#[derive(Debug, Clone)]
+pub(crate) struct Pricing {
+    pub name: &'static str,
+    pub tier: PricingTier,
+    pub sub_plan: Option<String>,
+    /// When it was last set to Standard (`enablementTime`).
+    pub enabled_since: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone)]

@@ -12,10 +12,10 @@ use super::gate::default_security_rules;
 use super::ids::key;
 use super::model::{
     AzureFirewall, ClassicVirtualMachine, JitPolicy, JitRequest, NetworkInterface,
-    NetworkSecurityGroup, PublicIpAddress, RequestPort, Resources, SecurityRule, SourcePrefixes,
-    Subnet, Subscription, VirtualMachine, VirtualNetwork,
+    NetworkSecurityGroup, Pricing, PublicIpAddress, RequestPort, Resources, SecurityRule,
+    SourcePrefixes, Subnet, Subscription, VirtualMachine, VirtualNetwork,
 };
-use crate::world::{OsType, RuleAccess, RuleDirection};
+use crate::world::{OsType, PricingTier, RuleAccess, RuleDirection};
 
 /// Timestamps as ARM writes them: RFC 3339 with seven fractional digits.
 pub(crate) fn timestamp(at: Timestamp) -> String {
@@ -94,6 +94,35 @@ impl Resources {
             "name": self.security_home_region,
             "type": "Microsoft.Security/locations",
             "properties": { "homeRegionName": self.security_home_region }
+        })
+    }
+
+    /// A Defender plan of a subscription (`Pricing`, 2024-01-01). A subscription-level
+    /// plan is never inherited and not enforced; its coverage is full when on.
+    pub(crate) fn render_pricing(&self, subscription_id: &str, pricing: &Pricing) -> Value {
+        let mut properties = json!({
+            "pricingTier": pricing.tier.as_str(),
+            "freeTrialRemainingTime": "PT0S",
+            "enforce": "False",
+            "resourcesCoverageStatus": match pricing.tier {
+                PricingTier::Standard => "FullyCovered",
+                PricingTier::Free => "NotCovered",
+            }
+        });
+        if let Some(sub_plan) = &pricing.sub_plan {
+            properties["subPlan"] = json!(sub_plan);
+        }
+        if let Some(since) = pricing.enabled_since {
+            properties["enablementTime"] = json!(timestamp(since));
+        }
+        json!({
+            "id": format!(
+                "/subscriptions/{subscription_id}/providers/Microsoft.Security/pricings/{}",
+                pricing.name
+            ),
+            "name": pricing.name,
+            "type": "Microsoft.Security/pricings",
+            "properties": properties
         })
     }
 
