@@ -244,3 +244,128 @@ async fn the_world_file_sets_each_subscriptions_plans() {
         .await;
     assert_eq!(production["properties"]["subPlan"], "P2");
 }
+
+/// The VM ids of every JIT policy of a subscription, lower-cased.
+async fn vms_in_policies(arm: &Arm, subscription: &str) -> Vec<String> {
+    arm.list_all(&format!(
+        "/subscriptions/{subscription}/providers/Microsoft.Security/jitNetworkAccessPolicies?api-version={JIT}"
+    ))
+    .await
+    .iter()
+    .flat_map(|policy| {
+        policy["properties"]["virtualMachines"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    })
+    .filter_map(|entry| entry["id"].as_str().map(str::to_ascii_lowercase))
+    .collect()
+}
+
+/// The primary NIC of a VM and the subnet it is in.
+async fn nic_and_subnet(arm: &Arm, vm: &str) -> (Value, Value) {
+    let body = arm.get_ok(&format!("{vm}?api-version={COMPUTE}")).await;
+    let nic_id = body["properties"]["networkProfile"]["networkInterfaces"][0]["id"]
+        .as_str()
+        .expect("a NIC")
+        .to_owned();
+    let nic = arm.get_ok(&format!("{nic_id}?api-version={NETWORK}")).await;
+    let subnet_id = nic["properties"]["ipConfigurations"][0]["properties"]["subnet"]["id"]
+        .as_str()
+        .expect("a subnet")
+        .to_owned();
+    let subnet = arm
+        .get_ok(&format!("{subnet_id}?api-version={NETWORK}"))
+        .await;
+    (nic, subnet)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_world_holds_every_kind_of_vm_a_diagnosis_tells_apart() {
+    let arm = Arm::start().await;
+    let production = vms_in_policies(&arm, PRODUCTION).await;
+    let development = vms_in_policies(&arm, DEVELOPMENT).await;
+    let configured = |vm: &str| production.contains(&vm.to_ascii_lowercase());
+
+    // Configured, running, NSG on the NIC.
+    let api = vm_id(PRODUCTION, "rg-web", "api-01");
+    assert!(configured(&api));
+    let (nic, _) = nic_and_subnet(&arm, &api).await;
+    assert!(nic["properties"]["networkSecurityGroup"]["id"].is_string());
+
+    // Not configured: an NSG but in no policy.
+    for vm in [
+        vm_id(PRODUCTION, "rg-web", "cache-01"),
+        vm_id(PRODUCTION, "rg-dev", "dev-01"),
+    ] {
+        assert!(!configured(&vm), "{vm}");
+        let (nic, _) = nic_and_subnet(&arm, &vm).await;
+        assert!(
+            nic["properties"]["networkSecurityGroup"]["id"].is_string(),
+            "{vm}"
+        );
+    }
+
+    // Unsupported: no NSG anywhere and no firewall; and a classic VM.
+    let legacy = vm_id(PRODUCTION, "rg-legacy", "legacy-01");
+    let (nic, subnet) = nic_and_subnet(&arm, &legacy).await;
+    assert!(
+        nic["properties"].get("networkSecurityGroup").is_none(),
+        "{nic}"
+    );
+    assert!(
+        subnet["properties"].get("networkSecurityGroup").is_none(),
+        "{subnet}"
+    );
+    assert!(subnet["properties"].get("routeTable").is_none(), "{subnet}");
+    assert!(!configured(&legacy));
+    let classic = arm
+        .post(
+            "/providers/Microsoft.ResourceGraph/resources?api-version=2024-04-01",
+            &json!({ "query": "Resources | where name == 'classic-01' | project type, resourceGroup" }),
+        )
+        .await;
+    assert_eq!(
+        classic.body["data"],
+        json!([{ "type": "microsoft.classiccompute/virtualmachines", "resourceGroup": "rg-legacy" }])
+    );
+
+    // Stopped (deallocated) but configured.
+    let batch = vm_id(PRODUCTION, "rg-web", "batch-01");
+    assert!(configured(&batch));
+    let view = arm
+        .get_ok(&format!("{batch}/instanceView?api-version={COMPUTE}"))
+        .await;
+    assert_eq!(view["statuses"][1]["code"], "PowerState/deallocated");
+
+    // Behind an Azure Firewall: the subnet routes through it, the policy names its address.
+    let firewalled = vm_id(PRODUCTION, "rg-edge", "fw-01");
+    assert!(configured(&firewalled));
+    let (nic, subnet) = nic_and_subnet(&arm, &firewalled).await;
+    assert!(
+        subnet["properties"]["routeTable"]["id"].is_string(),
+        "{subnet}"
+    );
+    assert!(
+        nic["properties"].get("networkSecurityGroup").is_none(),
+        "{nic}"
+    );
+    let edge = arm
+        .policy(&policy_id(PRODUCTION, "rg-edge", "eastus", "default"))
+        .await;
+    assert_eq!(
+        edge["properties"]["virtualMachines"][0]["publicIpAddress"],
+        "127.0.0.1"
+    );
+
+    // A policy with explicit source ranges.
+    let dev_web = vm_id(DEVELOPMENT, "rg-app", "web-01");
+    assert!(development.contains(&dev_web.to_ascii_lowercase()));
+    let explicit = arm
+        .policy(&policy_id(DEVELOPMENT, "rg-app", "westeurope", "default"))
+        .await;
+    assert_eq!(
+        explicit["properties"]["virtualMachines"][0]["ports"][0]["allowedSourceAddressPrefixes"],
+        json!(["198.51.100.0/24", "203.0.113.0/24"])
+    );
+}
