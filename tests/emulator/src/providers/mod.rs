@@ -45,8 +45,11 @@ enum Provider {
 
 impl Provider {
     /// The accepted api-versions, newest first. The specs in `../shared/azure-rest/`
-    /// define the newest of each; older versions with the same shapes are accepted
-    /// because common clients (Azure CLI, SDKs, portal scripts) still send them.
+    /// define the shapes; every version here is one a released Microsoft client sends
+    /// (read from the installed packages: azure-mgmt-compute 39 sends Compute
+    /// 2026-04-01, azure-mgmt-network 33 Network 2026-03-01, the Azure CLI 2.91 Network
+    /// 2022-01-01 to 2025-09-01 and Compute 2022-11-01 to 2026-04-01), answered with the
+    /// shapes of the spec's version. `docs/emulator.md` says how to add one.
     fn api_versions(self) -> &'static [&'static str] {
         match self {
             Self::Resources => &[
@@ -69,6 +72,8 @@ impl Provider {
             ],
             Self::ResourceGraph => &["2024-04-01", "2022-10-01", "2021-03-01", "2019-04-01"],
             Self::Compute => &[
+                "2026-04-01",
+                "2025-11-01",
                 "2025-04-01",
                 "2024-11-01",
                 "2024-07-01",
@@ -84,6 +89,8 @@ impl Provider {
             ],
             Self::Network => &[
                 "2026-03-01",
+                "2025-09-01",
+                "2025-07-01",
                 "2024-10-01",
                 "2024-07-01",
                 "2024-05-01",
@@ -130,6 +137,15 @@ enum Route {
     ResourceGraph,
     AllVirtualMachines {
         subscription: String,
+    },
+    VirtualMachinesByLocation {
+        subscription: String,
+        location: String,
+    },
+    /// `/subscriptions/{s}/providers/Microsoft.Network/{type}` (`ListAll`).
+    NetworkList {
+        subscription: String,
+        resource_type: String,
     },
     ComputeOperation {
         subscription: String,
@@ -204,6 +220,28 @@ impl Route {
                 "virtualmachines",
             ] => Self::AllVirtualMachines {
                 subscription: owned(1),
+            },
+            [
+                "subscriptions",
+                _,
+                "providers",
+                "microsoft.compute",
+                "locations",
+                _,
+                "virtualmachines",
+            ] => Self::VirtualMachinesByLocation {
+                subscription: owned(1),
+                location: owned(5),
+            },
+            [
+                "subscriptions",
+                _,
+                "providers",
+                "microsoft.network",
+                resource_type,
+            ] => Self::NetworkList {
+                subscription: owned(1),
+                resource_type: (*resource_type).to_owned(),
             },
             [
                 "subscriptions",
@@ -389,8 +427,10 @@ impl Route {
             | Self::ResourceGroups { .. }
             | Self::ResourceGroup { .. } => Provider::Resources,
             Self::ResourceGraph => Provider::ResourceGraph,
-            Self::AllVirtualMachines { .. } | Self::ComputeOperation { .. } => Provider::Compute,
-            Self::NetworkOperation { .. } => Provider::Network,
+            Self::AllVirtualMachines { .. }
+            | Self::VirtualMachinesByLocation { .. }
+            | Self::ComputeOperation { .. } => Provider::Compute,
+            Self::NetworkOperation { .. } | Self::NetworkList { .. } => Provider::Network,
             Self::SecurityLocations { .. } | Self::SecurityLocation { .. } => {
                 Provider::SecurityLocations
             }
@@ -413,6 +453,8 @@ impl Route {
             | Self::ResourceGroups { subscription }
             | Self::ResourceGroup { subscription, .. }
             | Self::AllVirtualMachines { subscription }
+            | Self::VirtualMachinesByLocation { subscription, .. }
+            | Self::NetworkList { subscription, .. }
             | Self::ComputeOperation { subscription, .. }
             | Self::NetworkOperation { subscription, .. }
             | Self::SecurityLocations { subscription }
@@ -522,7 +564,24 @@ pub fn dispatch(state: &SharedState, request: &ArmRequest) -> ArmResponse {
             only(&request.method, &[Method::POST]).unwrap_or_else(|| resource_graph::query(&call))
         }
         Route::AllVirtualMachines { subscription } => only(&request.method, &[Method::GET])
-            .unwrap_or_else(|| compute::list(&call, &subscription, None)),
+            .unwrap_or_else(|| compute::list(&call, &subscription, compute::Scope::Subscription)),
+        Route::VirtualMachinesByLocation {
+            subscription,
+            location,
+        } => only(&request.method, &[Method::GET]).unwrap_or_else(|| {
+            compute::list(&call, &subscription, compute::Scope::Location(&location))
+        }),
+        Route::NetworkList {
+            subscription,
+            resource_type,
+        } => only(&request.method, &[Method::GET]).unwrap_or_else(|| {
+            network::list(
+                &call,
+                &subscription,
+                None,
+                &resource_type.to_ascii_lowercase(),
+            )
+        }),
         Route::ComputeOperation {
             subscription,
             location,
@@ -589,12 +648,12 @@ fn resource(
     };
     match (namespace.to_ascii_lowercase().as_str(), lower.as_slice()) {
         ("microsoft.compute", ["virtualmachines"]) => only(&call.request.method, &[Method::GET])
-            .unwrap_or_else(|| compute::list(call, subscription, Some(group))),
+            .unwrap_or_else(|| compute::list(call, subscription, compute::Scope::Group(group))),
         ("microsoft.compute", ["virtualmachines", _, action @ ..]) => {
             compute::virtual_machine(call, &scope, &rest[1], action)
         }
         ("microsoft.network", [resource_type]) => only(&call.request.method, &[Method::GET])
-            .unwrap_or_else(|| network::list(call, &scope, resource_type)),
+            .unwrap_or_else(|| network::list(call, subscription, Some(group), resource_type)),
         ("microsoft.network", ["networksecuritygroups", _, "securityrules", _])
             if call.request.method == Method::PUT =>
         {
@@ -858,7 +917,20 @@ pub fn required_action(request: &ArmRequest) -> Option<String> {
         Route::ResourceGraph => {
             (*method == Method::POST).then(|| "Microsoft.ResourceGraph/resources/read".to_owned())
         }
-        Route::AllVirtualMachines { .. } => read_or("Microsoft.Compute/virtualMachines/read"),
+        Route::AllVirtualMachines { .. } | Route::VirtualMachinesByLocation { .. } => {
+            read_or("Microsoft.Compute/virtualMachines/read")
+        }
+        Route::NetworkList { resource_type, .. } => {
+            let action = match resource_type.to_ascii_lowercase().as_str() {
+                "networkinterfaces" => "Microsoft.Network/networkInterfaces/read",
+                "publicipaddresses" => "Microsoft.Network/publicIPAddresses/read",
+                "virtualnetworks" => "Microsoft.Network/virtualNetworks/read",
+                "networksecuritygroups" => "Microsoft.Network/networkSecurityGroups/read",
+                "azurefirewalls" => "Microsoft.Network/azureFirewalls/read",
+                _ => return None,
+            };
+            read_or(action)
+        }
         Route::ComputeOperation { .. } => read_or("Microsoft.Compute/locations/operations/read"),
         Route::NetworkOperation { result: false, .. } => {
             read_or("Microsoft.Network/locations/operations/read")

@@ -11,15 +11,19 @@ use super::{
 use crate::arm_http::ArmResponse;
 use crate::world;
 
-/// `GET …/resourceGroups/{group}/providers/Microsoft.Network/{type}`: every resource of
-/// that type in the resource group.
-pub(super) fn list(call: &Call<'_>, scope: &ResourceScope<'_>, resource_type: &str) -> ArmResponse {
+/// `GET /subscriptions/{s}[/resourceGroups/{group}]/providers/Microsoft.Network/{type}`:
+/// every resource of that type in the subscription (`ListAll`) or the resource group
+/// (`List`), in id order.
+pub(super) fn list(
+    call: &Call<'_>,
+    subscription: &str,
+    group: Option<&str>,
+    resource_type: &str,
+) -> ArmResponse {
     let resources = call.resources();
     let in_scope = |placement: &crate::state::model::Placement| {
-        placement
-            .subscription_id
-            .eq_ignore_ascii_case(scope.subscription)
-            && placement.resource_group.eq_ignore_ascii_case(scope.group)
+        placement.subscription_id.eq_ignore_ascii_case(subscription)
+            && group.is_none_or(|group| placement.resource_group.eq_ignore_ascii_case(group))
     };
     let items: Vec<Value> = match resource_type {
         "networkinterfaces" => resources

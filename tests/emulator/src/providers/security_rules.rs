@@ -8,7 +8,8 @@
 //! state via `location`). The emulator applies the change at once and answers as Network
 //! does for a change it accepted: PUT 201 (new) or 200 (replaced) with the rule and an
 //! `Azure-AsyncOperation` URL; DELETE 202 with `Location` and `Azure-AsyncOperation`
-//! URLs, or 204 when there was no such rule. The operation URLs answer `Succeeded` (and
+//! URLs, or 204 when there was no such rule; both with `Retry-After: 1` (without it,
+//! Microsoft's SDK pollers wait 30 s before they look). The operation URLs answer `Succeeded` (and
 //! 204 for `Location`) at once. The rules take part in everything at once: the port
 //! gate evaluates them, JIT places its rules around them, and a deleted JIT deny rule is
 //! no longer enforced (JIT writes it anew on the next PUT of its policy).
@@ -384,6 +385,7 @@ pub(super) fn put(
     };
     ArmResponse::json(status, rendered.unwrap_or(Value::Null))
         .with_header("Azure-AsyncOperation", async_operation)
+        .with_header("Retry-After", "1")
 }
 
 /// `DELETE …/networkSecurityGroups/{nsg}/securityRules/{rule}`.
@@ -418,6 +420,7 @@ pub(super) fn delete(
     ArmResponse::empty(StatusCode::ACCEPTED)
         .with_header("Azure-AsyncOperation", async_operation)
         .with_header("Location", result)
+        .with_header("Retry-After", "1")
 }
 
 /// `GET /subscriptions/{s}/providers/Microsoft.Network/locations/{l}/operations/{id}`
