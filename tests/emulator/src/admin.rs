@@ -33,8 +33,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::faults::FaultSpec;
+use crate::front_end::FrontEnd;
 use crate::hooks::{HookError, HookSpec, PolicyChange};
-use crate::server::{FrontEnd, Reply, lock};
+use crate::lock::lock;
+use crate::reply::Reply;
 
 /// Parses a clock step: ISO-8601 (`PT1H`, `P1D`, `-PT5M`) or friendly (`90m`, `2 hours`).
 /// Days count as 24 hours.
@@ -48,26 +50,11 @@ pub fn parse_duration(text: &str) -> Option<SignedDuration> {
         .ok()
 }
 
-impl FrontEnd {
-    /// Moves the virtual clock and brings what depends on it up to date.
-    pub(crate) fn advance_clock(&self, by: SignedDuration) {
-        self.clock.advance(by);
-        self.after_clock_change();
-    }
-
-    /// Re-mints the fake `az` token if the new time made it stale.
-    pub(crate) fn after_clock_change(&self) {
-        if let Err(error) = self.az.refresh(&self.identity, self.clock.now()) {
-            tracing::warn!(%error, "could not refresh the fake az token");
-        }
-    }
-
-    fn clock_view(&self) -> Value {
-        json!({
-            "now": self.clock.now().to_string(),
-            "offset": self.clock.offset().to_string(),
-        })
-    }
+fn clock_view(front: &FrontEnd) -> Value {
+    json!({
+        "now": front.clock.now().to_string(),
+        "offset": front.clock.offset().to_string(),
+    })
 }
 
 /// Serves `/_emulator/{rest}`.
@@ -76,7 +63,7 @@ pub(crate) fn handle(front: &FrontEnd, method: &Method, rest: &str, body: &[u8])
     let segments: Vec<&str> = lower.split('/').collect();
     match (method.clone(), segments.as_slice()) {
         (Method::GET, [""]) => Reply::json(StatusCode::OK, &index()),
-        (Method::GET, ["clock"]) => Reply::json(StatusCode::OK, &front.clock_view()),
+        (Method::GET, ["clock"]) => Reply::json(StatusCode::OK, &clock_view(front)),
         (Method::POST, ["clock"]) => advance(front, body),
         (Method::GET, ["state"]) => Reply::json(StatusCode::OK, &front.state.snapshot()),
         (Method::GET, ["faults"]) => {
@@ -226,7 +213,7 @@ fn advance(front: &FrontEnd, body: &[u8]) -> Reply {
         ));
     };
     front.advance_clock(step);
-    Reply::json(StatusCode::OK, &front.clock_view())
+    Reply::json(StatusCode::OK, &clock_view(front))
 }
 
 fn add_faults(front: &FrontEnd, body: &[u8]) -> Reply {

@@ -22,7 +22,7 @@ use serde_json::json;
 
 use crate::arm_http::Caller;
 use crate::clock::Clock;
-use crate::server::Reply;
+use crate::reply::Reply;
 use crate::world::{PrincipalKind, PrincipalSpec};
 
 /// The resources (audiences) an ARM token can be asked for. Azure CLI's default resource

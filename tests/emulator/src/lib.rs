@@ -11,7 +11,8 @@
 //! the handle stops everything and removes the temporary state directory.
 //!
 //! Who does what: [`server`] is the HTTPS front door (routing, ARM headers, tokens, RBAC,
-//! faults), [`identity`] the Entra side, [`admin`] the `/_emulator` control API,
+//! faults) over the [`front_end`] it serves from, answering with [`reply::Reply`];
+//! [`identity`] the Entra side, [`admin`] the `/_emulator` control API,
 //! [`az_cli`] the fake `az`, [`tls`] the CA; [`world`], [`state`] and [`providers`] hold
 //! and serve the resources, [`vm_ports`] the VM listeners.
 
@@ -20,9 +21,12 @@ pub mod arm_http;
 pub mod az_cli;
 pub mod clock;
 pub mod faults;
+pub mod front_end;
 pub mod hooks;
 pub mod identity;
+mod lock;
 pub mod providers;
+pub mod reply;
 pub mod server;
 pub mod state;
 pub mod tls;
@@ -38,13 +42,13 @@ use jiff::SignedDuration;
 use serde::Serialize;
 
 pub use crate::faults::{FaultKind, FaultSpec, FaultStatus};
+pub use crate::front_end::RequestRecord;
 pub use crate::hooks::{
     HookError, HookFiring, HookPoint, HookSpec, HookStatus, InjectedFailure, PolicyChange,
 };
-pub use crate::server::RequestRecord;
 pub use crate::world::World;
 
-use crate::server::FrontEnd;
+use crate::front_end::FrontEnd;
 use crate::world::PrincipalKind;
 
 /// Where callers and connections come from unless configured otherwise (TEST-NET-2).
@@ -302,7 +306,7 @@ impl Emulator {
 
     /// What `/ip` answers; `None` goes back to the client IP.
     pub fn set_my_ip(&self, address: Option<String>) {
-        *server::lock(&self.front.my_ip_override) = address;
+        *lock::lock(&self.front.my_ip_override) = address;
     }
 
     /// Where callers and connections come from from now on.
@@ -368,7 +372,7 @@ impl Emulator {
 
     /// The request log (admin requests excluded), oldest first.
     pub fn requests(&self) -> Vec<RequestRecord> {
-        server::lock(&self.front.requests).iter().cloned().collect()
+        lock::lock(&self.front.requests).iter().cloned().collect()
     }
 
     /// Logs the fake `az` in or out.
