@@ -23,6 +23,7 @@
 //! | `GET/POST/DELETE hooks` | a [`HookSpec`] or a list of them | concurrent-writer hooks: list (with when each fired) / add / clear |
 //! | `GET/DELETE hooks/{id}` | | one hook |
 //! | `POST changes` | `{"policy_id":"…","change":{…}}` | another writer's change to a JIT policy, now |
+//! | `GET/DELETE stats` | | per-route latency percentiles and memory ([`crate::stats`]) / reset |
 //! | `GET managed-identity` | | `{"identity_endpoint","identity_header"}` |
 
 use std::net::IpAddr;
@@ -145,6 +146,11 @@ pub(crate) fn handle(front: &FrontEnd, method: &Method, rest: &str, body: &[u8])
             }
         }
         (Method::POST, ["changes"]) => apply_change(front, body),
+        (Method::GET, ["stats"]) => Reply::json(StatusCode::OK, &lock(&front.timings).report()),
+        (Method::DELETE, ["stats"]) => {
+            lock(&front.timings).clear();
+            Reply::empty(StatusCode::NO_CONTENT)
+        }
         (Method::GET, ["managed-identity"]) => Reply::json(
             StatusCode::OK,
             &json!({
@@ -156,7 +162,7 @@ pub(crate) fn handle(front: &FrontEnd, method: &Method, rest: &str, body: &[u8])
             _,
             [
                 "" | "clock" | "state" | "faults" | "my-ip" | "client-ip" | "page-size" | "az"
-                | "power" | "requests" | "managed-identity" | "hooks" | "changes",
+                | "power" | "requests" | "managed-identity" | "hooks" | "changes" | "stats",
             ],
         ) => Reply::json(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -179,6 +185,7 @@ fn index() -> Value {
             "GET requests", "DELETE requests",
             "GET hooks", "POST hooks <HookSpec or list>", "DELETE hooks", "GET hooks/{id}", "DELETE hooks/{id}",
             "POST changes {\"policy_id\":\"…\",\"change\":{…}}",
+            "GET stats", "DELETE stats",
             "GET managed-identity",
         ]
     })

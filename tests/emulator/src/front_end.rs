@@ -49,6 +49,8 @@ pub(crate) struct FrontEnd {
     /// What `/ip` answers instead of the client IP, when set.
     pub(crate) my_ip_override: Mutex<Option<String>>,
     pub(crate) requests: Mutex<std::collections::VecDeque<RequestRecord>>,
+    /// How long each route took to answer.
+    pub(crate) timings: Mutex<crate::stats::Timings>,
 }
 
 impl FrontEnd {

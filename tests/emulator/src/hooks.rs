@@ -431,6 +431,13 @@ impl Hooks {
         self.entries.clear();
     }
 
+    /// Whether a hook waits for this point and policy.
+    pub(crate) fn has_pending(&self, point: HookPoint, policy_key: &str) -> bool {
+        self.entries.iter().any(|entry| {
+            entry.fired.is_none() && entry.spec.when == point && entry.policy_key == policy_key
+        })
+    }
+
     /// Fires the oldest pending hook for this point and policy, if any: applies its
     /// change and records the outcome.
     pub(crate) fn fire(

@@ -29,6 +29,7 @@ pub mod providers;
 pub mod reply;
 pub mod server;
 pub mod state;
+pub mod stats;
 pub mod tls;
 pub mod vm_ports;
 pub mod world;
@@ -375,6 +376,17 @@ impl Emulator {
         lock::lock(&self.front.requests).iter().cloned().collect()
     }
 
+    /// How long each route took to answer (percentiles) and the process's memory (same as
+    /// `GET {admin}/stats`).
+    pub fn stats(&self) -> stats::Stats {
+        lock::lock(&self.front.timings).report()
+    }
+
+    /// Forgets every timing (same as `DELETE {admin}/stats`).
+    pub fn clear_stats(&self) {
+        lock::lock(&self.front.timings).clear();
+    }
+
     /// Logs the fake `az` in or out.
     pub fn set_az_logged_in(&self, logged_in: bool) -> std::io::Result<()> {
         self.front.az.set_logged_in(logged_in)?;
@@ -543,7 +555,7 @@ async fn start_services(
             subscription_id: subscription_ids.first().cloned(),
             subscription_name: subscription_ids
                 .first()
-                .and_then(|id| subscription_display_name(&shared_state.snapshot(), id)),
+                .and_then(|id| shared_state.subscription_display_name(id)),
             user_name: user
                 .and_then(|index| identity.principals().get(index))
                 .map(|principal| principal.name.clone()),
@@ -561,6 +573,7 @@ async fn start_services(
         az,
         my_ip_override: Mutex::new(None),
         requests: Mutex::new(std::collections::VecDeque::new()),
+        timings: Mutex::new(stats::Timings::default()),
     });
     front
         .az
@@ -589,20 +602,6 @@ async fn start_services(
         az_refresher,
         world: running_world,
     })
-}
-
-/// The display name of a subscription, from a state snapshot.
-fn subscription_display_name(
-    snapshot: &serde_json::Value,
-    subscription_id: &str,
-) -> Option<String> {
-    snapshot["subscriptions"]
-        .as_array()?
-        .iter()
-        .find(|subscription| subscription["subscriptionId"].as_str() == Some(subscription_id))?
-        ["displayName"]
-        .as_str()
-        .map(str::to_owned)
 }
 
 /// Keeps the fake `az` token fresh while the virtual clock runs at real speed.

@@ -36,6 +36,7 @@ use crate::arm_http::{ArmRequest, ArmResponse, Caller};
 use crate::faults::FaultKind;
 use crate::front_end::{FrontEnd, RequestRecord};
 use crate::identity::TokenRejection;
+use crate::lock::lock;
 use crate::reply::Reply;
 
 /// The largest request body accepted (ARM's own limit is about 4 MB for most writes).
@@ -317,6 +318,7 @@ async fn handle(
     }
 
     let arrived = front.clock.now();
+    let started = std::time::Instant::now();
     let outcome = front
         .faults
         .evaluate(request.method.as_str(), &request.path);
@@ -344,6 +346,7 @@ async fn handle(
     } else {
         reply
     };
+    lock(&front.timings).record(request.method.as_str(), &request.path, started.elapsed());
     front.record(RequestRecord {
         time: arrived,
         method: request.method.to_string(),

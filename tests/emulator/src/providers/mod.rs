@@ -498,6 +498,10 @@ impl Call<'_> {
     /// Fires the oldest pending concurrent-writer hook for `point` on the policy, if any
     /// (its change is applied before this returns).
     pub fn fire_hook(&mut self, point: HookPoint, policy_key: &str) -> Option<Fired> {
+        // Asking first keeps the resources' generation (a mutable borrow moves it).
+        if !self.inner.hooks.has_pending(point, policy_key) {
+            return None;
+        }
         let inner = &mut *self.inner;
         let fired = inner.hooks.fire(
             &mut inner.resources,
@@ -560,9 +564,8 @@ pub fn dispatch(state: &SharedState, request: &ArmRequest) -> ArmResponse {
             group,
         } => only(&request.method, &[Method::GET])
             .unwrap_or_else(|| resources::get_resource_group(&call, &subscription, &group)),
-        Route::ResourceGraph => {
-            only(&request.method, &[Method::POST]).unwrap_or_else(|| resource_graph::query(&call))
-        }
+        Route::ResourceGraph => only(&request.method, &[Method::POST])
+            .unwrap_or_else(|| resource_graph::query(&mut call)),
         Route::AllVirtualMachines { subscription } => only(&request.method, &[Method::GET])
             .unwrap_or_else(|| compute::list(&call, &subscription, compute::Scope::Subscription)),
         Route::VirtualMachinesByLocation {

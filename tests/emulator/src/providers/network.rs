@@ -21,6 +21,7 @@ pub(super) fn list(
     resource_type: &str,
 ) -> ArmResponse {
     let resources = call.resources();
+    let associations = resources.associations();
     let in_scope = |placement: &crate::state::model::Placement| {
         placement.subscription_id.eq_ignore_ascii_case(subscription)
             && group.is_none_or(|group| placement.resource_group.eq_ignore_ascii_case(group))
@@ -42,13 +43,13 @@ pub(super) fn list(
             .virtual_networks
             .values()
             .filter(|network| in_scope(&network.placement))
-            .map(|network| resources.render_virtual_network(network))
+            .map(|network| resources.render_virtual_network_with(network, &associations))
             .collect(),
         "networksecuritygroups" => resources
             .network_security_groups
             .values()
             .filter(|nsg| in_scope(&nsg.placement))
-            .map(|nsg| resources.render_network_security_group(nsg))
+            .map(|nsg| resources.render_network_security_group_with(nsg, &associations))
             .collect(),
         "azurefirewalls" => resources
             .azure_firewalls

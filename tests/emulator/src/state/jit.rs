@@ -307,9 +307,26 @@ impl Resources {
         Ok(request)
     }
 
+    /// Whether a transition is due at `now` (a request to apply or expire, a VM start to
+    /// complete).
+    pub(crate) fn has_due(&self, now: Timestamp) -> bool {
+        self.jit_policies
+            .values()
+            .any(|policy| next_due(policy, now).is_some())
+            || self
+                .operations
+                .values()
+                .any(|operation| !operation.applied && operation.completes_at <= now)
+    }
+
     /// Applies every transition due up to `now`, oldest first.
     pub(crate) fn settle(&mut self, now: Timestamp) {
-        let policy_keys: Vec<String> = self.jit_policies.keys().cloned().collect();
+        let policy_keys: Vec<String> = self
+            .jit_policies
+            .iter()
+            .filter(|(_, policy)| next_due(policy, now).is_some())
+            .map(|(policy_key, _)| policy_key.clone())
+            .collect();
         for policy_key in policy_keys {
             let Some(mut policy) = self.jit_policies.remove(&policy_key) else {
                 continue;

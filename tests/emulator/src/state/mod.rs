@@ -10,11 +10,13 @@
 //! "now". A timer settles it too, so the state dump stays current when nobody asks.
 
 pub mod gate;
+pub(crate) mod graph;
 pub mod ids;
 pub(crate) mod jit;
 mod materialise;
 pub(crate) mod model;
 pub(crate) mod render;
+mod tracked;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -30,6 +32,7 @@ use crate::world::{PortServiceKind, PrincipalKind, PrincipalSpec, World, WorldEr
 use ids::key;
 use materialise::{Bindings, PUBLIC_ADDRESS};
 use model::{Power, Resources, VmOperation};
+use tracked::Tracked;
 
 /// How long a VM `start` takes, on the virtual clock.
 pub(crate) const VM_START_DURATION: SignedDuration = SignedDuration::from_secs(2);
@@ -172,7 +175,8 @@ pub async fn start_world(
     let client_public_key = vm_ports::keys::public_key_line(&settings.ssh_client_key).ok();
     let state = SharedState {
         inner: Arc::new(Mutex::new(Inner {
-            resources,
+            resources: Tracked::new(resources),
+            graph: None,
             clock: settings.clock.clone(),
             client_ip: settings.client_ip,
             initiating_delay: settings.initiating_delay,
@@ -274,7 +278,9 @@ pub(crate) struct ListenerRecord {
 /// Everything behind the lock.
 #[derive(Debug)]
 pub(crate) struct Inner {
-    pub resources: Resources,
+    pub resources: Tracked,
+    /// Resource Graph's table, as of some generation of `resources`.
+    pub graph: Option<graph::GraphTable>,
     pub clock: crate::clock::Clock,
     pub client_ip: IpAddr,
     pub initiating_delay: SignedDuration,
@@ -332,7 +338,11 @@ impl SharedState {
     pub(crate) fn settled(&self) -> MutexGuard<'_, Inner> {
         let mut inner = self.lock();
         let now = inner.clock.now();
-        inner.resources.settle(now);
+        // Looking first keeps the generation (and what is derived from it) when nothing
+        // is due, which is nearly always.
+        if inner.resources.has_due(now) {
+            inner.resources.settle(now);
+        }
         inner
     }
 
@@ -355,6 +365,14 @@ impl SharedState {
             .iter()
             .map(|subscription| subscription.id.clone())
             .collect()
+    }
+
+    /// The display name of a subscription.
+    pub fn subscription_display_name(&self, subscription_id: &str) -> Option<String> {
+        self.lock()
+            .resources
+            .subscription(subscription_id)
+            .map(|subscription| subscription.display_name.clone())
     }
 
     /// The principals; service principals without a secret in the world have one
@@ -438,6 +456,7 @@ impl SharedState {
     pub fn snapshot(&self) -> Value {
         let inner = self.settled();
         let resources = &inner.resources;
+        let associations = resources.associations();
         let now = inner.clock.now();
         let virtual_machines: Vec<Value> = resources
             .virtual_machines
@@ -521,7 +540,7 @@ impl SharedState {
             "network_security_groups": resources
                 .network_security_groups
                 .values()
-                .map(|nsg| resources.render_network_security_group(nsg))
+                .map(|nsg| resources.render_network_security_group_with(nsg, &associations))
                 .collect::<Vec<_>>(),
             "azure_firewalls": resources
                 .azure_firewalls
