@@ -2,7 +2,8 @@
 //! Resource Graph, in one query, as the portal does.
 //!
 //! Operators: `where`, `project`, `extend`, `order by`/`sort by`, `limit`/`take`,
-//! `mv-expand` (`kind=bag|array`, `with_itemindex`, several expressions, `limit`) and
+//! `mv-expand` (`kind=bag|array`, `with_itemindex`, several expressions, `limit`; the legacy
+//! `mvexpand` with its default limit of 128) and
 //! `join` (`kind=innerunique` — KQL's default —, `inner`, `leftouter`, `fullouter`, the
 //! flavours Resource Graph supports; `on col`, `on $left.a == $right.b`, several keys).
 //! Functions: `tostring`, `tolower`, `toupper`, `strcat`, `iff`/`iif`, `case`, `isempty`,

@@ -138,6 +138,12 @@ impl Parser {
             }
             "limit" | "take" => Stage::Limit(self.count(&operator)?),
             "mv-expand" => Stage::MvExpand(self.mv_expand()?),
+            // The legacy form: the same, but at most 128 rows from each row by default.
+            "mvexpand" => {
+                let mut expand = self.mv_expand()?;
+                expand.limit = expand.limit.or(Some(128));
+                Stage::MvExpand(expand)
+            }
             "join" => Stage::Join(Box::new(self.join()?)),
             other => {
                 return Err(unsupported(format!(

@@ -693,3 +693,21 @@ fn a_join_reads_every_right_row_when_a_limit_or_a_computed_key_could_change_matc
         );
     }
 }
+
+#[test]
+fn the_legacy_mvexpand_is_mv_expand_with_a_limit_of_128() {
+    let legacy = rows(
+        "resources | where name == 'web-01' | mvexpand nic = properties.networkProfile.networkInterfaces | project n = tostring(nic.id)",
+    );
+    let current = rows(
+        "resources | where name == 'web-01' | mv-expand nic = properties.networkProfile.networkInterfaces | project n = tostring(nic.id)",
+    );
+    assert_eq!(legacy, current);
+    let Ok(query) = parse("resources | mvexpand x = properties.list") else {
+        panic!("mvexpand parses");
+    };
+    let super::ast::Stage::MvExpand(expand) = &query.stages[0] else {
+        panic!("{:?}", query.stages);
+    };
+    assert_eq!(expand.limit, Some(128));
+}
