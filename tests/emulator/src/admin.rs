@@ -19,7 +19,11 @@
 //! | `PUT page-size` | `{"size":2}` or `{"size":null}` | page every list |
 //! | `GET/POST az` | `{"logged_in":false}` | fake `az` state and its recorded calls |
 //! | `POST power` | `{"vm_id":"/subscriptions/…","running":false}` | start or deallocate a VM |
-//! | `GET/DELETE requests` | | the request log (method, path, status, time, faults) |
+//! | `GET/DELETE requests` | | the request log (method, path, status, time, faults, hooks) |
+//! | `GET/POST/DELETE hooks` | a [`HookSpec`] or a list of them | concurrent-writer hooks: list (with when each fired) / add / clear |
+//! | `GET/DELETE hooks/{id}` | | one hook |
+//! | `POST changes` | `{"policy_id":"…","change":{…}}` | another writer's change to a JIT policy, now |
+//! | `GET/DELETE stats` | | per-route latency percentiles and memory ([`crate::stats`]) / reset |
 //! | `GET managed-identity` | | `{"identity_endpoint","identity_header"}` |
 
 use std::net::IpAddr;
@@ -30,7 +34,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::faults::FaultSpec;
-use crate::server::{FrontEnd, Reply, lock};
+use crate::front_end::FrontEnd;
+use crate::hooks::{HookError, HookSpec, PolicyChange};
+use crate::lock::lock;
+use crate::reply::Reply;
 
 /// Parses a clock step: ISO-8601 (`PT1H`, `P1D`, `-PT5M`) or friendly (`90m`, `2 hours`).
 /// Days count as 24 hours.
@@ -44,26 +51,11 @@ pub fn parse_duration(text: &str) -> Option<SignedDuration> {
         .ok()
 }
 
-impl FrontEnd {
-    /// Moves the virtual clock and brings what depends on it up to date.
-    pub(crate) fn advance_clock(&self, by: SignedDuration) {
-        self.clock.advance(by);
-        self.after_clock_change();
-    }
-
-    /// Re-mints the fake `az` token if the new time made it stale.
-    pub(crate) fn after_clock_change(&self) {
-        if let Err(error) = self.az.refresh(&self.identity, self.clock.now()) {
-            tracing::warn!(%error, "could not refresh the fake az token");
-        }
-    }
-
-    fn clock_view(&self) -> Value {
-        json!({
-            "now": self.clock.now().to_string(),
-            "offset": self.clock.offset().to_string(),
-        })
-    }
+fn clock_view(front: &FrontEnd) -> Value {
+    json!({
+        "now": front.clock.now().to_string(),
+        "offset": front.clock.offset().to_string(),
+    })
 }
 
 /// Serves `/_emulator/{rest}`.
@@ -72,7 +64,7 @@ pub(crate) fn handle(front: &FrontEnd, method: &Method, rest: &str, body: &[u8])
     let segments: Vec<&str> = lower.split('/').collect();
     match (method.clone(), segments.as_slice()) {
         (Method::GET, [""]) => Reply::json(StatusCode::OK, &index()),
-        (Method::GET, ["clock"]) => Reply::json(StatusCode::OK, &front.clock_view()),
+        (Method::GET, ["clock"]) => Reply::json(StatusCode::OK, &clock_view(front)),
         (Method::POST, ["clock"]) => advance(front, body),
         (Method::GET, ["state"]) => Reply::json(StatusCode::OK, &front.state.snapshot()),
         (Method::GET, ["faults"]) => {
@@ -127,6 +119,38 @@ pub(crate) fn handle(front: &FrontEnd, method: &Method, rest: &str, body: &[u8])
             lock(&front.requests).clear();
             Reply::empty(StatusCode::NO_CONTENT)
         }
+        (Method::GET, ["hooks"]) => {
+            Reply::json(StatusCode::OK, &json!({ "value": front.state.hooks() }))
+        }
+        (Method::POST, ["hooks"]) => add_hooks(front, body),
+        (Method::DELETE, ["hooks"]) => {
+            front.state.clear_hooks();
+            Reply::empty(StatusCode::NO_CONTENT)
+        }
+        (Method::GET, ["hooks", id]) => match id
+            .parse::<u64>()
+            .ok()
+            .and_then(|id| front.state.hooks().into_iter().find(|hook| hook.id == id))
+        {
+            Some(hook) => Reply::json(StatusCode::OK, &hook),
+            None => not_found("no such hook"),
+        },
+        (Method::DELETE, ["hooks", id]) => {
+            if id
+                .parse::<u64>()
+                .is_ok_and(|id| front.state.remove_hook(id))
+            {
+                Reply::empty(StatusCode::NO_CONTENT)
+            } else {
+                not_found("no such hook")
+            }
+        }
+        (Method::POST, ["changes"]) => apply_change(front, body),
+        (Method::GET, ["stats"]) => Reply::json(StatusCode::OK, &lock(&front.timings).report()),
+        (Method::DELETE, ["stats"]) => {
+            lock(&front.timings).clear();
+            Reply::empty(StatusCode::NO_CONTENT)
+        }
         (Method::GET, ["managed-identity"]) => Reply::json(
             StatusCode::OK,
             &json!({
@@ -138,7 +162,7 @@ pub(crate) fn handle(front: &FrontEnd, method: &Method, rest: &str, body: &[u8])
             _,
             [
                 "" | "clock" | "state" | "faults" | "my-ip" | "client-ip" | "page-size" | "az"
-                | "power" | "requests" | "managed-identity",
+                | "power" | "requests" | "managed-identity" | "hooks" | "changes" | "stats",
             ],
         ) => Reply::json(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -159,6 +183,9 @@ fn index() -> Value {
             "GET az", "POST az {\"logged_in\":bool}",
             "POST power {\"vm_id\":\"…\",\"running\":bool}",
             "GET requests", "DELETE requests",
+            "GET hooks", "POST hooks <HookSpec or list>", "DELETE hooks", "GET hooks/{id}", "DELETE hooks/{id}",
+            "POST changes {\"policy_id\":\"…\",\"change\":{…}}",
+            "GET stats", "DELETE stats",
             "GET managed-identity",
         ]
     })
@@ -193,7 +220,7 @@ fn advance(front: &FrontEnd, body: &[u8]) -> Reply {
         ));
     };
     front.advance_clock(step);
-    Reply::json(StatusCode::OK, &front.clock_view())
+    Reply::json(StatusCode::OK, &clock_view(front))
 }
 
 fn add_faults(front: &FrontEnd, body: &[u8]) -> Reply {
@@ -221,6 +248,56 @@ fn add_faults(front: &FrontEnd, body: &[u8]) -> Reply {
         }
     }
     Reply::json(StatusCode::CREATED, &json!({ "ids": ids }))
+}
+
+fn add_hooks(front: &FrontEnd, body: &[u8]) -> Reply {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(Box<HookSpec>),
+        Many(Vec<HookSpec>),
+    }
+    let specs = match parse_body::<OneOrMany>(body) {
+        Ok(OneOrMany::One(spec)) => vec![*spec],
+        Ok(OneOrMany::Many(specs)) => specs,
+        Err(message) => return bad_request(&message),
+    };
+    let mut ids = Vec::new();
+    for spec in specs {
+        match front.state.add_hook(spec) {
+            Ok(id) => ids.push(id),
+            Err(error) => {
+                for id in ids {
+                    front.state.remove_hook(id);
+                }
+                return bad_request(&error.to_string());
+            }
+        }
+    }
+    Reply::json(StatusCode::CREATED, &json!({ "ids": ids }))
+}
+
+fn apply_change(front: &FrontEnd, body: &[u8]) -> Reply {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ChangeBody {
+        policy_id: String,
+        change: PolicyChange,
+    }
+    let request: ChangeBody = match parse_body(body) {
+        Ok(request) => request,
+        Err(message) => return bad_request(&message),
+    };
+    match front
+        .state
+        .apply_change(&request.policy_id, &request.change)
+    {
+        Ok(policy) => Reply::json(StatusCode::OK, &json!({ "policy": policy })),
+        Err(error @ HookError::Invalid(_)) => bad_request(&error.to_string()),
+        Err(error @ HookError::NotApplied(_)) => {
+            Reply::json(StatusCode::CONFLICT, &json!({ "error": error.to_string() }))
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -65,6 +65,9 @@ pub struct ArmResponse {
     pub headers: Vec<(String, String)>,
     /// The JSON body, or `None` for an empty body.
     pub body: Option<Value>,
+    /// Emulator bookkeeping, never sent: ids of the concurrent-writer hooks
+    /// ([`crate::hooks`]) this request fired, for the request log.
+    pub fired_hooks: Vec<u64>,
 }
 
 impl ArmResponse {
@@ -74,6 +77,7 @@ impl ArmResponse {
             status,
             headers: Vec::new(),
             body: Some(serde_json::to_value(body).unwrap_or(Value::Null)),
+            fired_hooks: Vec::new(),
         }
     }
 
@@ -88,6 +92,7 @@ impl ArmResponse {
             status,
             headers: Vec::new(),
             body: None,
+            fired_hooks: Vec::new(),
         }
     }
 

@@ -142,7 +142,7 @@ impl AzCli {
         let Some(user) = self.user else {
             return Ok(());
         };
-        let mut current_expiry = crate::server::lock(&self.current_expiry);
+        let mut current_expiry = crate::lock::lock(&self.current_expiry);
         let half_life = identity.token_lifetime() / 2;
         let fresh_enough =
             current_expiry.is_some_and(|expiry| expiry.duration_since(now) > half_life);

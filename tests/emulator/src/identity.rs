@@ -22,7 +22,7 @@ use serde_json::json;
 
 use crate::arm_http::Caller;
 use crate::clock::Clock;
-use crate::server::Reply;
+use crate::reply::Reply;
 use crate::world::{PrincipalKind, PrincipalSpec};
 
 /// The resources (audiences) an ARM token can be asked for. Azure CLI's default resource
@@ -48,6 +48,8 @@ pub struct Principal {
     pub object_id: String,
     /// Allowed ARM actions, with `*` wildcards.
     pub actions: Vec<String>,
+    /// Actions excluded from `actions` (`notActions`), with `*` wildcards.
+    pub not_actions: Vec<String>,
 }
 
 impl std::fmt::Debug for Principal {
@@ -63,6 +65,7 @@ impl std::fmt::Debug for Principal {
             )
             .field("object_id", &self.object_id)
             .field("actions", &self.actions)
+            .field("not_actions", &self.not_actions)
             .finish()
     }
 }
@@ -82,6 +85,7 @@ impl Principal {
             client_secret,
             object_id: spec.object_id,
             actions: spec.actions,
+            not_actions: spec.not_actions,
         }
     }
 
@@ -106,6 +110,10 @@ impl Principal {
         self.actions
             .iter()
             .any(|pattern| wildcard_matches(pattern, action))
+            && !self
+                .not_actions
+                .iter()
+                .any(|pattern| wildcard_matches(pattern, action))
     }
 }
 

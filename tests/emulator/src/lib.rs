@@ -11,7 +11,8 @@
 //! the handle stops everything and removes the temporary state directory.
 //!
 //! Who does what: [`server`] is the HTTPS front door (routing, ARM headers, tokens, RBAC,
-//! faults), [`identity`] the Entra side, [`admin`] the `/_emulator` control API,
+//! faults) over the [`front_end`] it serves from, answering with [`reply::Reply`];
+//! [`identity`] the Entra side, [`admin`] the `/_emulator` control API,
 //! [`az_cli`] the fake `az`, [`tls`] the CA; [`world`], [`state`] and [`providers`] hold
 //! and serve the resources, [`vm_ports`] the VM listeners.
 
@@ -20,10 +21,15 @@ pub mod arm_http;
 pub mod az_cli;
 pub mod clock;
 pub mod faults;
+pub mod front_end;
+pub mod hooks;
 pub mod identity;
+mod lock;
 pub mod providers;
+pub mod reply;
 pub mod server;
 pub mod state;
+pub mod stats;
 pub mod tls;
 pub mod vm_ports;
 pub mod world;
@@ -37,10 +43,13 @@ use jiff::SignedDuration;
 use serde::Serialize;
 
 pub use crate::faults::{FaultKind, FaultSpec, FaultStatus};
-pub use crate::server::RequestRecord;
+pub use crate::front_end::RequestRecord;
+pub use crate::hooks::{
+    HookError, HookFiring, HookPoint, HookSpec, HookStatus, InjectedFailure, PolicyChange,
+};
 pub use crate::world::World;
 
-use crate::server::FrontEnd;
+use crate::front_end::FrontEnd;
 use crate::world::PrincipalKind;
 
 /// Where callers and connections come from unless configured otherwise (TEST-NET-2).
@@ -298,7 +307,7 @@ impl Emulator {
 
     /// What `/ip` answers; `None` goes back to the client IP.
     pub fn set_my_ip(&self, address: Option<String>) {
-        *server::lock(&self.front.my_ip_override) = address;
+        *lock::lock(&self.front.my_ip_override) = address;
     }
 
     /// Where callers and connections come from from now on.
@@ -331,9 +340,51 @@ impl Emulator {
         self.front.faults.list()
     }
 
+    /// Registers a concurrent-writer hook (same as `POST {admin}/hooks`); returns its id.
+    pub fn add_hook(&self, hook: HookSpec) -> Result<u64, HookError> {
+        self.front.state.add_hook(hook)
+    }
+
+    /// Every hook, pending and fired, with when and on which request it fired.
+    pub fn hooks(&self) -> Vec<HookStatus> {
+        self.front.state.hooks()
+    }
+
+    /// Removes one hook; `false` when there is none with that id.
+    pub fn remove_hook(&self, id: u64) -> bool {
+        self.front.state.remove_hook(id)
+    }
+
+    /// Removes every hook.
+    pub fn clear_hooks(&self) {
+        self.front.state.clear_hooks();
+    }
+
+    /// Applies another writer's change to a JIT policy now (same as
+    /// `POST {admin}/changes`); returns the policy as a GET shows it afterwards, `None`
+    /// once deleted.
+    pub fn apply_change(
+        &self,
+        policy_id: &str,
+        change: &PolicyChange,
+    ) -> Result<Option<serde_json::Value>, HookError> {
+        self.front.state.apply_change(policy_id, change)
+    }
+
     /// The request log (admin requests excluded), oldest first.
     pub fn requests(&self) -> Vec<RequestRecord> {
-        server::lock(&self.front.requests).iter().cloned().collect()
+        lock::lock(&self.front.requests).iter().cloned().collect()
+    }
+
+    /// How long each route took to answer (percentiles) and the process's memory (same as
+    /// `GET {admin}/stats`).
+    pub fn stats(&self) -> stats::Stats {
+        lock::lock(&self.front.timings).report()
+    }
+
+    /// Forgets every timing (same as `DELETE {admin}/stats`).
+    pub fn clear_stats(&self) {
+        lock::lock(&self.front.timings).clear();
     }
 
     /// Logs the fake `az` in or out.
@@ -504,7 +555,7 @@ async fn start_services(
             subscription_id: subscription_ids.first().cloned(),
             subscription_name: subscription_ids
                 .first()
-                .and_then(|id| subscription_display_name(&shared_state.snapshot(), id)),
+                .and_then(|id| shared_state.subscription_display_name(id)),
             user_name: user
                 .and_then(|index| identity.principals().get(index))
                 .map(|principal| principal.name.clone()),
@@ -522,6 +573,7 @@ async fn start_services(
         az,
         my_ip_override: Mutex::new(None),
         requests: Mutex::new(std::collections::VecDeque::new()),
+        timings: Mutex::new(stats::Timings::default()),
     });
     front
         .az
@@ -550,20 +602,6 @@ async fn start_services(
         az_refresher,
         world: running_world,
     })
-}
-
-/// The display name of a subscription, from a state snapshot.
-fn subscription_display_name(
-    snapshot: &serde_json::Value,
-    subscription_id: &str,
-) -> Option<String> {
-    snapshot["subscriptions"]
-        .as_array()?
-        .iter()
-        .find(|subscription| subscription["subscriptionId"].as_str() == Some(subscription_id))?
-        ["displayName"]
-        .as_str()
-        .map(str::to_owned)
 }
 
 /// Keeps the fake `az` token fresh while the virtual clock runs at real speed.

@@ -15,178 +15,34 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{self, HeaderName, HeaderValue};
+use http::header;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use jiff::Timestamp;
-use serde::Serialize;
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
 use crate::arm_http::{ArmRequest, ArmResponse, Caller};
-use crate::az_cli::AzCli;
-use crate::clock::Clock;
-use crate::faults::{FaultKind, Faults};
-use crate::identity::{Identity, TokenRejection};
-use crate::state::SharedState;
+use crate::faults::FaultKind;
+use crate::front_end::{FrontEnd, RequestRecord};
+use crate::identity::TokenRejection;
+use crate::lock::lock;
+use crate::reply::Reply;
 
 /// The largest request body accepted (ARM's own limit is about 4 MB for most writes).
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
-/// How many requests the admin request log keeps.
-const REQUEST_LOG_CAPACITY: usize = 10_000;
 /// A TLS handshake that has not finished by then is abandoned.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// An HTTP answer before it becomes a hyper response.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    /// The status.
-    pub status: StatusCode,
-    /// The headers.
-    pub headers: HeaderMap,
-    /// The body.
-    pub body: Bytes,
-}
-
-impl Reply {
-    /// A JSON body (`application/json; charset=utf-8`).
-    pub fn json(status: StatusCode, value: &impl Serialize) -> Self {
-        let body = serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec());
-        Self::with_body(status, "application/json; charset=utf-8", body)
-    }
-
-    /// A plain-text body.
-    pub fn text(status: StatusCode, text: impl Into<String>) -> Self {
-        Self::with_body(
-            status,
-            "text/plain; charset=utf-8",
-            text.into().into_bytes(),
-        )
-    }
-
-    /// No body.
-    pub fn empty(status: StatusCode) -> Self {
-        Self {
-            status,
-            headers: HeaderMap::new(),
-            body: Bytes::new(),
-        }
-    }
-
-    fn with_body(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Self {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        Self {
-            status,
-            headers,
-            body: Bytes::from(body),
-        }
-    }
-
-    /// Sets a header; a value that is not a valid header value is dropped (and traced).
-    pub fn set_header(&mut self, name: &str, value: &str) {
-        match (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            (Ok(name), Ok(value)) => {
-                self.headers.insert(name, value);
-            }
-            _ => tracing::warn!(header = name, "dropped an invalid response header"),
-        }
-    }
-
-    /// Sets a header and returns the reply.
-    pub fn with_header(mut self, name: &str, value: &str) -> Self {
-        self.set_header(name, value);
-        self
-    }
-
-    fn into_response(self) -> Response<Full<Bytes>> {
-        let mut response = Response::new(Full::new(self.body));
-        *response.status_mut() = self.status;
-        *response.headers_mut() = self.headers;
-        response
-    }
-}
-
-impl From<ArmResponse> for Reply {
-    fn from(response: ArmResponse) -> Self {
-        let mut reply = match &response.body {
-            Some(body) => Reply::json(response.status, body),
-            None => Reply::empty(response.status),
-        };
-        for (name, value) in &response.headers {
-            reply.set_header(name, value);
-        }
-        reply
-    }
-}
-
-/// One request as the admin request log records it (no headers, no bodies).
-#[derive(Debug, Clone, Serialize)]
-pub struct RequestRecord {
-    /// When it arrived, on the virtual clock (RFC 3339).
-    pub time: Timestamp,
-    /// The method.
-    pub method: String,
-    /// The path and query as sent.
-    pub path: String,
-    /// The status answered; `None` when the connection was reset instead.
-    pub status: Option<u16>,
-    /// Ids of the injected faults that hit this request.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub faults: Vec<u64>,
-}
-
-/// Everything the front end serves from.
-#[derive(Debug)]
-pub(crate) struct FrontEnd {
-    /// `https://127.0.0.1:P`, no trailing slash.
-    pub(crate) base_url: String,
-    pub(crate) clock: Clock,
-    pub(crate) state: SharedState,
-    pub(crate) identity: Identity,
-    pub(crate) faults: Faults,
-    pub(crate) az: AzCli,
-    /// What `/ip` answers instead of the client IP, when set.
-    pub(crate) my_ip_override: Mutex<Option<String>>,
-    pub(crate) requests: Mutex<std::collections::VecDeque<RequestRecord>>,
-}
-
-impl FrontEnd {
-    /// What `/ip` answers.
-    pub(crate) fn my_ip(&self) -> String {
-        lock(&self.my_ip_override)
-            .clone()
-            .unwrap_or_else(|| self.state.client_ip().to_string())
-    }
-
-    fn record(&self, record: RequestRecord) {
-        let mut requests = lock(&self.requests);
-        if requests.len() >= REQUEST_LOG_CAPACITY {
-            requests.pop_front();
-        }
-        requests.push_back(record);
-    }
-}
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
-    }
-}
 
 /// Binds the front door; only loopback addresses are allowed.
 pub(crate) async fn bind(listen: SocketAddr) -> std::io::Result<TcpListener> {
@@ -462,13 +318,14 @@ async fn handle(
     }
 
     let arrived = front.clock.now();
+    let started = std::time::Instant::now();
     let outcome = front
         .faults
         .evaluate(request.method.as_str(), &request.path);
     if !outcome.delay.is_zero() {
         tokio::time::sleep(outcome.delay).await;
     }
-    let reply = match &outcome.failure {
+    let (reply, hooks) = match &outcome.failure {
         Some(FaultKind::ConnectionReset) => {
             front.record(RequestRecord {
                 time: arrived,
@@ -476,11 +333,12 @@ async fn handle(
                 path: request.raw_path_and_query,
                 status: None,
                 faults: outcome.hit_ids,
+                hooks: Vec::new(),
             });
             switch.trigger();
             return Err(InjectedReset);
         }
-        Some(failure) => fault_reply(&front, &route, &request, failure),
+        Some(failure) => (fault_reply(&front, &route, &request, failure), Vec::new()),
         None => serve(&front, &route, &request),
     };
     let reply = if route == Route::Arm || route == Route::CloudMetadata {
@@ -488,12 +346,14 @@ async fn handle(
     } else {
         reply
     };
+    lock(&front.timings).record(request.method.as_str(), &request.path, started.elapsed());
     front.record(RequestRecord {
         time: arrived,
         method: request.method.to_string(),
         path: request.raw_path_and_query,
         status: Some(reply.status.as_u16()),
         faults: outcome.hit_ids,
+        hooks,
     });
     Ok(finish(&front, reply).into_response())
 }
@@ -507,9 +367,13 @@ fn finish(front: &FrontEnd, mut reply: Reply) -> Reply {
     reply
 }
 
-fn serve(front: &FrontEnd, route: &Route, request: &ReadRequest) -> Reply {
+/// Serves a request no fault hit; also returns the hooks it fired.
+fn serve(front: &FrontEnd, route: &Route, request: &ReadRequest) -> (Reply, Vec<u64>) {
+    if *route == Route::Arm {
+        return arm(front, request);
+    }
     let is_get = request.method == Method::GET;
-    match route {
+    let reply = match route {
         Route::Token { tenant, v2 } if request.method == Method::POST => front
             .identity
             .token_endpoint(tenant, *v2, &request.headers, &request.body),
@@ -525,12 +389,12 @@ fn serve(front: &FrontEnd, route: &Route, request: &ReadRequest) -> Reply {
             .managed_identity(&request.headers, &request.query),
         Route::MyIp if is_get => my_ip(front, &request.query),
         Route::CloudMetadata if is_get => cloud_metadata(front, &request.query),
-        Route::Arm => arm(front, request),
         _ => Reply::json(
             StatusCode::METHOD_NOT_ALLOWED,
             &json!({"error": "method_not_allowed", "error_description": format!("{} is not allowed on {}", request.method, request.path)}),
         ),
-    }
+    };
+    (reply, Vec::new())
 }
 
 /// `/ip`: the caller's public address, as a "what is my IP" service answers.
@@ -610,11 +474,13 @@ fn cloud_metadata(front: &FrontEnd, query: &[(String, String)]) -> Reply {
     }
 }
 
-/// The ARM pipeline: authenticate, authorise, dispatch.
-fn arm(front: &FrontEnd, request: &ReadRequest) -> Reply {
+/// The ARM pipeline: authenticate, authorise, dispatch. Also returns the hooks the
+/// request fired.
+fn arm(front: &FrontEnd, request: &ReadRequest) -> (Reply, Vec<u64>) {
+    let refused = |reply: Reply| (reply, Vec::new());
     let token = match bearer_token(&request.headers) {
         Ok(token) => token,
-        Err(reply) => return with_www_authenticate(front, *reply, None),
+        Err(reply) => return refused(with_www_authenticate(front, *reply, None)),
     };
     let authenticated = match front.identity.authenticate(token) {
         Ok(authenticated) => authenticated,
@@ -625,10 +491,14 @@ fn arm(front: &FrontEnd, request: &ReadRequest) -> Reply {
                 "The access token is invalid.",
             )
             .into();
-            return with_www_authenticate(front, reply, Some("The access token is invalid."));
+            return refused(with_www_authenticate(
+                front,
+                reply,
+                Some("The access token is invalid."),
+            ));
         }
         Err(TokenRejection::Expired { expired_on }) => {
-            return expired_token_reply(front, expired_on);
+            return refused(expired_token_reply(front, expired_on));
         }
     };
     let arm_request = arm_request(front, request, authenticated.caller);
@@ -640,10 +510,12 @@ fn arm(front: &FrontEnd, request: &ReadRequest) -> Reply {
             .is_some_and(|principal| principal.allows(&action));
         if !allowed {
             tracing::debug!(%action, "RBAC refused a request");
-            return authorization_failed(&arm_request, &action);
+            return refused(authorization_failed(&arm_request, &action));
         }
     }
-    crate::providers::dispatch(&front.state, &arm_request).into()
+    let mut response = crate::providers::dispatch(&front.state, &arm_request);
+    let hooks = std::mem::take(&mut response.fired_hooks);
+    (response.into(), hooks)
 }
 
 fn arm_request(front: &FrontEnd, request: &ReadRequest, caller: Caller) -> ArmRequest {

@@ -263,3 +263,199 @@ async fn nics_nsgs_public_ips_networks_and_firewalls_are_in_the_table() {
         )
     );
 }
+
+/// The one query a client makes to find a VM with what it is attached to, as the portal
+/// does (the shape `bench/emulator.py` measures too).
+fn portal_query(name: &str) -> String {
+    format!(
+        "resources
+         | where type =~ 'microsoft.compute/virtualmachines' and name =~ '{name}'
+         | extend powerState = tostring(properties.extended.instanceView.powerState.code)
+         | mv-expand nic = properties.networkProfile.networkInterfaces
+         | extend nicId = tolower(tostring(nic.id))
+         | join kind=leftouter (
+             resources
+             | where type =~ 'microsoft.network/networkinterfaces'
+             | mv-expand ipConfiguration = properties.ipConfigurations
+             | project nicId = tolower(id), privateIp = tostring(ipConfiguration.properties.privateIPAddress),
+                       publicIpId = tolower(tostring(ipConfiguration.properties.publicIPAddress.id)),
+                       subnetId = tolower(tostring(ipConfiguration.properties.subnet.id)),
+                       nicNsgId = tolower(tostring(properties.networkSecurityGroup.id))
+           ) on nicId
+         | join kind=leftouter (resources | where type =~ 'microsoft.network/publicipaddresses'
+             | project publicIpId = tolower(id), publicIp = tostring(properties.ipAddress)) on publicIpId
+         | project id, name, resourceGroup, subscriptionId, location, powerState, nicId, privateIp, publicIp, subnetId, nicNsgId
+         | order by subscriptionId asc"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_portal_style_query_finds_a_vm_with_power_state_nics_addresses_subnet_and_nsg() {
+    let arm = Arm::start().await;
+    let found = rows(&arm, &portal_query("WEB-01")).await;
+    let nic = |subscription: &str, group: &str, name: &str| {
+        format!(
+            "/subscriptions/{subscription}/resourcegroups/{group}/providers/microsoft.network/networkinterfaces/{name}"
+        )
+    };
+    let subnet = |subscription: &str, group: &str, network: &str| {
+        format!(
+            "/subscriptions/{subscription}/resourcegroups/{group}/providers/microsoft.network/virtualnetworks/{network}/subnets/default"
+        )
+    };
+    let nsg = |subscription: &str, group: &str, name: &str| {
+        format!(
+            "/subscriptions/{subscription}/resourcegroups/{group}/providers/microsoft.network/networksecuritygroups/{name}"
+        )
+    };
+    assert_eq!(
+        found,
+        [
+            json!({
+                "id": vm_id(PRODUCTION, "rg-web", "web-01"), "name": "web-01", "resourceGroup": "rg-web",
+                "subscriptionId": PRODUCTION, "location": "westeurope", "powerState": "PowerState/running",
+                "nicId": nic(PRODUCTION, "rg-web", "web-01-nic"), "privateIp": "10.1.0.5", "publicIp": "127.0.0.1",
+                "subnetId": subnet(PRODUCTION, "rg-web", "vnet-web"), "nicNsgId": nsg(PRODUCTION, "rg-web", "web-01-nsg")
+            }),
+            json!({
+                "id": vm_id(DEVELOPMENT, "rg-app", "web-01"), "name": "web-01", "resourceGroup": "rg-app",
+                "subscriptionId": DEVELOPMENT, "location": "westeurope", "powerState": "PowerState/running",
+                "nicId": nic(DEVELOPMENT, "rg-app", "web-01-nic"), "privateIp": "10.10.0.4", "publicIp": "127.0.0.1",
+                "subnetId": subnet(DEVELOPMENT, "rg-app", "vnet-app"), "nicNsgId": nsg(DEVELOPMENT, "rg-app", "web-01-nsg")
+            }),
+        ]
+    );
+    // Behind a firewall: no public IP and no NSG on the NIC, so those columns are empty.
+    let firewalled = rows(&arm, &portal_query("fw-01")).await;
+    assert_eq!(firewalled.len(), 1, "{firewalled:?}");
+    assert_eq!(firewalled[0]["privateIp"], "10.3.1.4");
+    assert_eq!(firewalled[0]["publicIp"], "");
+    assert_eq!(firewalled[0]["nicNsgId"], "");
+    // Deallocated, with a Dynamic public IP that has no address while stopped.
+    let stopped = rows(&arm, &portal_query("batch-01")).await;
+    assert_eq!(stopped[0]["powerState"], "PowerState/deallocated");
+    assert_eq!(stopped[0]["publicIp"], "");
+    assert!(
+        stopped[0]["publicIpId"].is_null(),
+        "only the projected columns: {}",
+        stopped[0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_graph_sees_every_change_of_the_state() {
+    let arm = Arm::start().await;
+    let batch = vm_id(PRODUCTION, "rg-web", "batch-01");
+    assert_eq!(
+        rows(&arm, &portal_query("batch-01")).await[0]["powerState"],
+        "PowerState/deallocated"
+    );
+    assert!(arm.emulator.set_power_state(&batch, true));
+    let started = rows(&arm, &portal_query("batch-01")).await;
+    assert_eq!(started[0]["powerState"], "PowerState/running");
+    assert_eq!(
+        started[0]["publicIp"], "127.0.0.1",
+        "the Dynamic IP got its address"
+    );
+
+    // A rule a deployment adds shows in the NSG's row at once.
+    let nsg = nsg_id(PRODUCTION, "rg-web", "cache-01-nsg");
+    let rule = json!({ "properties": {
+        "protocol": "Tcp", "access": "Allow", "direction": "Inbound", "priority": 200,
+        "sourcePortRange": "*", "destinationPortRange": "443",
+        "sourceAddressPrefix": "*", "destinationAddressPrefix": "*"
+    }});
+    let written = arm
+        .put(
+            &format!("{nsg}/securityRules/AllowHttps?api-version={NETWORK}"),
+            &rule,
+        )
+        .await;
+    assert_eq!(written.status, 201, "{}", written.body);
+    let rules = rows(
+        &arm,
+        "Resources | where type =~ 'microsoft.network/networksecuritygroups' and name == 'cache-01-nsg' \
+         | mv-expand rule = properties.securityRules | project rule = tostring(rule.name)",
+    )
+    .await;
+    assert_eq!(rules, [json!({ "rule": "AllowHttps" })]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_and_expansions_outside_the_subset_are_refused_not_approximated() {
+    let arm = Arm::start().await;
+    for (text, detail) in [
+        (
+            "Resources | join kind=leftanti (Resources) on id",
+            "UnsupportedQuery",
+        ),
+        (
+            "Resources | mv-expand x = properties.ipConfigurations to typeof(string)",
+            "UnsupportedQuery",
+        ),
+        (
+            "Resources | join kind=leftouter (Resources | project nicId = tolower(id)) on nothing",
+            "FailedToResolveColumn",
+        ),
+        ("Resources | extend x = strlen(name)", "UnsupportedQuery"),
+    ] {
+        let reply = query(&arm, json!({ "query": text })).await;
+        assert_eq!(reply.status, 400, "{text}: {}", reply.body);
+        assert_eq!(
+            reply.body["error"]["details"][1]["code"], detail,
+            "{text}: {}",
+            reply.body
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_stats_report_route_timings_and_memory() {
+    let arm = Arm::start().await;
+    for _ in 0..3 {
+        rows(&arm, &portal_query("api-01")).await;
+    }
+    arm.get_ok(&format!(
+        "{}?api-version={COMPUTE}",
+        vm_id(PRODUCTION, "rg-web", "api-01")
+    ))
+    .await;
+    let stats = arm.admin(reqwest::Method::GET, "stats", None).await;
+    assert_eq!(stats.status, 200, "{}", stats.body);
+    let routes = stats.body["routes"].as_array().cloned().unwrap_or_default();
+    let route = |template: &str| {
+        routes
+            .iter()
+            .find(|route| route["route"] == template)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {template} in {routes:?}"))
+    };
+    let graph = route("POST /providers/Microsoft.ResourceGraph/resources");
+    assert_eq!(graph["count"], 3);
+    assert!(
+        graph["p50_ms"].as_f64().is_some_and(|p50| p50 > 0.0),
+        "{graph}"
+    );
+    assert!(
+        graph["max_ms"].as_f64() >= graph["p50_ms"].as_f64(),
+        "{graph}"
+    );
+    let vm = route(
+        "GET /subscriptions/{subscription}/resourceGroups/{resourceGroup}/providers/Microsoft.Compute/virtualMachines/{name}",
+    );
+    assert_eq!(vm["count"], 1);
+    assert!(
+        stats.body["memory"]["resident_kib"]
+            .as_u64()
+            .is_some_and(|kib| kib > 1024),
+        "{}",
+        stats.body
+    );
+    assert_eq!(
+        arm.admin(reqwest::Method::DELETE, "stats", None)
+            .await
+            .status,
+        204
+    );
+    assert!(arm.emulator.stats().routes.is_empty());
+}

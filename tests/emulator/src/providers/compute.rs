@@ -25,21 +25,66 @@ fn expands_instance_view(call: &Call<'_>) -> bool {
             .is_some_and(|status| status.eq_ignore_ascii_case("true"))
 }
 
-/// `GET …/virtualMachines` in a subscription or a resource group.
-pub(super) fn list(call: &Call<'_>, subscription: &str, group: Option<&str>) -> ArmResponse {
+/// Which VMs a list covers.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Scope<'a> {
+    /// `VirtualMachines_ListAll`.
+    Subscription,
+    /// `VirtualMachines_List`.
+    Group(&'a str),
+    /// `VirtualMachines_ListByLocation`.
+    Location(&'a str),
+}
+
+/// `$filter` on a VM list: the spec allows only `'virtualMachineScaleSet/id' eq …`. No
+/// emulated VM belongs to a scale set, so that filter matches nothing (`Ok(false)`);
+/// anything else is refused rather than ignored.
+fn scale_set_filter(call: &Call<'_>) -> Result<bool, ArmResponse> {
+    let Some(filter) = call.request.query_value("$filter") else {
+        return Ok(true);
+    };
+    let normalised = filter.trim().trim_start_matches('\'');
+    let is_scale_set = normalised
+        .to_ascii_lowercase()
+        .strip_prefix("virtualmachinescaleset/id")
+        .map(|rest| rest.trim_start_matches('\'').trim_start())
+        .is_some_and(|rest| rest.starts_with("eq "));
+    if is_scale_set {
+        Ok(false)
+    } else {
+        Err(ArmResponse::error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+            format!(
+                "The value '{filter}' of parameter '$filter' is not supported: the only allowed \
+                 filter is 'virtualMachineScaleSet/id' eq '<scale set id>'."
+            ),
+        ))
+    }
+}
+
+/// `GET …/virtualMachines` in a subscription, a resource group or a location.
+pub(super) fn list(call: &Call<'_>, subscription: &str, scope: Scope<'_>) -> ArmResponse {
+    let any = match scale_set_filter(call) {
+        Ok(any) => any,
+        Err(response) => return response,
+    };
     let resources = call.resources();
     let client_key = call.inner.client_public_key.as_deref();
     let with_view = expands_instance_view(call);
     let items: Vec<serde_json::Value> = resources
         .virtual_machines
         .values()
+        .filter(|_| any)
         .filter(|vm| {
             vm.placement
                 .subscription_id
                 .eq_ignore_ascii_case(subscription)
         })
-        .filter(|vm| {
-            group.is_none_or(|group| vm.placement.resource_group.eq_ignore_ascii_case(group))
+        .filter(|vm| match scope {
+            Scope::Subscription => true,
+            Scope::Group(group) => vm.placement.resource_group.eq_ignore_ascii_case(group),
+            Scope::Location(location) => vm.placement.location.eq_ignore_ascii_case(location),
         })
         .map(|vm| resources.render_virtual_machine(vm, client_key, with_view, call.now))
         .collect();

@@ -12,17 +12,20 @@
 //! anything else is a 404 `InvalidResourceType`, and known resources answer 405 to
 //! methods the emulator does not model.
 
+mod authorization;
 mod compute;
 mod kql;
 mod network;
 mod resource_graph;
 mod resources;
-mod security;
+pub(crate) mod security;
+mod security_rules;
 
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::arm_http::{ArmRequest, ArmResponse};
+use crate::hooks::{Fired, HookPoint, Trigger};
 use crate::state::SharedState;
 use crate::state::ids::{key, resource_group_id};
 use crate::state::model::Resources;
@@ -36,12 +39,17 @@ enum Provider {
     Network,
     SecurityLocations,
     SecurityJit,
+    SecurityPricings,
+    Authorization,
 }
 
 impl Provider {
     /// The accepted api-versions, newest first. The specs in `../shared/azure-rest/`
-    /// define the newest of each; older versions with the same shapes are accepted
-    /// because common clients (Azure CLI, SDKs, portal scripts) still send them.
+    /// define the shapes; every version here is one a released Microsoft client sends
+    /// (read from the installed packages: azure-mgmt-compute 39 sends Compute
+    /// 2026-04-01, azure-mgmt-network 33 Network 2026-03-01, the Azure CLI 2.91 Network
+    /// 2022-01-01 to 2025-09-01 and Compute 2022-11-01 to 2026-04-01), answered with the
+    /// shapes of the spec's version. `docs/emulator.md` says how to add one.
     fn api_versions(self) -> &'static [&'static str] {
         match self {
             Self::Resources => &[
@@ -64,6 +72,8 @@ impl Provider {
             ],
             Self::ResourceGraph => &["2024-04-01", "2022-10-01", "2021-03-01", "2019-04-01"],
             Self::Compute => &[
+                "2026-04-01",
+                "2025-11-01",
                 "2025-04-01",
                 "2024-11-01",
                 "2024-07-01",
@@ -79,6 +89,8 @@ impl Provider {
             ],
             Self::Network => &[
                 "2026-03-01",
+                "2025-09-01",
+                "2025-07-01",
                 "2024-10-01",
                 "2024-07-01",
                 "2024-05-01",
@@ -102,6 +114,8 @@ impl Provider {
             ],
             Self::SecurityLocations => &["2015-06-01-preview"],
             Self::SecurityJit => &["2020-01-01", "2015-06-01-preview"],
+            Self::SecurityPricings => &["2024-01-01", "2023-01-01", "2022-03-01", "2018-06-01"],
+            Self::Authorization => &["2022-04-01", "2018-01-01-preview", "2015-07-01"],
         }
     }
 }
@@ -124,10 +138,27 @@ enum Route {
     AllVirtualMachines {
         subscription: String,
     },
+    VirtualMachinesByLocation {
+        subscription: String,
+        location: String,
+    },
+    /// `/subscriptions/{s}/providers/Microsoft.Network/{type}` (`ListAll`).
+    NetworkList {
+        subscription: String,
+        resource_type: String,
+    },
     ComputeOperation {
         subscription: String,
         location: String,
         operation: String,
+    },
+    /// `…/providers/Microsoft.Network/locations/{l}/operations/{id}` or
+    /// `…/operationResults/{id}` (`result`).
+    NetworkOperation {
+        subscription: String,
+        location: String,
+        operation: String,
+        result: bool,
     },
     SecurityLocations {
         subscription: String,
@@ -140,6 +171,17 @@ enum Route {
         subscription: String,
         group: Option<String>,
         location: Option<String>,
+    },
+    /// Defender plans of a subscription (`name`: one plan).
+    Pricings {
+        subscription: String,
+        name: Option<String>,
+    },
+    /// `{scope}/providers/Microsoft.Authorization/permissions` at a subscription, a
+    /// resource group or a resource in one.
+    Permissions {
+        subscription: String,
+        group: Option<String>,
     },
     /// A resource in a resource group: `namespace/type/name[/child/name]…[/action]`.
     Resource {
@@ -186,12 +228,49 @@ impl Route {
                 "microsoft.compute",
                 "locations",
                 _,
+                "virtualmachines",
+            ] => Self::VirtualMachinesByLocation {
+                subscription: owned(1),
+                location: owned(5),
+            },
+            [
+                "subscriptions",
+                _,
+                "providers",
+                "microsoft.network",
+                resource_type,
+            ] => Self::NetworkList {
+                subscription: owned(1),
+                resource_type: (*resource_type).to_owned(),
+            },
+            [
+                "subscriptions",
+                _,
+                "providers",
+                "microsoft.compute",
+                "locations",
+                _,
                 "operations",
                 _,
             ] => Self::ComputeOperation {
                 subscription: owned(1),
                 location: owned(5),
                 operation: owned(7),
+            },
+            [
+                "subscriptions",
+                _,
+                "providers",
+                "microsoft.network",
+                "locations",
+                _,
+                kind @ ("operations" | "operationresults"),
+                _,
+            ] => Self::NetworkOperation {
+                subscription: owned(1),
+                location: owned(5),
+                operation: owned(7),
+                result: *kind == "operationresults",
             },
             [
                 "subscriptions",
@@ -212,6 +291,27 @@ impl Route {
             ] => Self::SecurityLocation {
                 subscription: owned(1),
                 location: owned(5),
+            },
+            [
+                "subscriptions",
+                _,
+                "providers",
+                "microsoft.security",
+                "pricings",
+            ] => Self::Pricings {
+                subscription: owned(1),
+                name: None,
+            },
+            [
+                "subscriptions",
+                _,
+                "providers",
+                "microsoft.security",
+                "pricings",
+                _,
+            ] => Self::Pricings {
+                subscription: owned(1),
+                name: Some(owned(5)),
             },
             [
                 "subscriptions",
@@ -268,6 +368,43 @@ impl Route {
             [
                 "subscriptions",
                 _,
+                "providers",
+                "microsoft.authorization",
+                "permissions",
+            ] => Self::Permissions {
+                subscription: owned(1),
+                group: None,
+            },
+            [
+                "subscriptions",
+                _,
+                "resourcegroups",
+                _,
+                "providers",
+                "microsoft.authorization",
+                "permissions",
+            ] => Self::Permissions {
+                subscription: owned(1),
+                group: Some(owned(3)),
+            },
+            [
+                "subscriptions",
+                _,
+                "resourcegroups",
+                _,
+                "providers",
+                _,
+                resource @ ..,
+                "providers",
+                "microsoft.authorization",
+                "permissions",
+            ] if resource.len() >= 2 => Self::Permissions {
+                subscription: owned(1),
+                group: Some(owned(3)),
+            },
+            [
+                "subscriptions",
+                _,
                 "resourcegroups",
                 _,
                 "providers",
@@ -290,11 +427,16 @@ impl Route {
             | Self::ResourceGroups { .. }
             | Self::ResourceGroup { .. } => Provider::Resources,
             Self::ResourceGraph => Provider::ResourceGraph,
-            Self::AllVirtualMachines { .. } | Self::ComputeOperation { .. } => Provider::Compute,
+            Self::AllVirtualMachines { .. }
+            | Self::VirtualMachinesByLocation { .. }
+            | Self::ComputeOperation { .. } => Provider::Compute,
+            Self::NetworkOperation { .. } | Self::NetworkList { .. } => Provider::Network,
             Self::SecurityLocations { .. } | Self::SecurityLocation { .. } => {
                 Provider::SecurityLocations
             }
             Self::JitPolicies { .. } => Provider::SecurityJit,
+            Self::Pricings { .. } => Provider::SecurityPricings,
+            Self::Permissions { .. } => Provider::Authorization,
             Self::Resource { namespace, .. } => match namespace.to_ascii_lowercase().as_str() {
                 "microsoft.compute" => Provider::Compute,
                 "microsoft.network" => Provider::Network,
@@ -311,10 +453,15 @@ impl Route {
             | Self::ResourceGroups { subscription }
             | Self::ResourceGroup { subscription, .. }
             | Self::AllVirtualMachines { subscription }
+            | Self::VirtualMachinesByLocation { subscription, .. }
+            | Self::NetworkList { subscription, .. }
             | Self::ComputeOperation { subscription, .. }
+            | Self::NetworkOperation { subscription, .. }
             | Self::SecurityLocations { subscription }
             | Self::SecurityLocation { subscription, .. }
             | Self::JitPolicies { subscription, .. }
+            | Self::Permissions { subscription, .. }
+            | Self::Pricings { subscription, .. }
             | Self::Resource { subscription, .. } => Some(subscription),
         }
     }
@@ -322,6 +469,9 @@ impl Route {
     fn resource_group(&self) -> Option<&str> {
         match self {
             Self::JitPolicies {
+                group: Some(group), ..
+            }
+            | Self::Permissions {
                 group: Some(group), ..
             }
             | Self::Resource { group, .. } => Some(group),
@@ -336,11 +486,35 @@ pub(crate) struct Call<'a> {
     pub inner: &'a mut crate::state::Inner,
     pub now: jiff::Timestamp,
     pub api_version: &'a str,
+    /// Hooks this request fired, for the request log.
+    pub fired_hooks: Vec<u64>,
 }
 
 impl Call<'_> {
     pub fn resources(&self) -> &Resources {
         &self.inner.resources
+    }
+
+    /// Fires the oldest pending concurrent-writer hook for `point` on the policy, if any
+    /// (its change is applied before this returns).
+    pub fn fire_hook(&mut self, point: HookPoint, policy_key: &str) -> Option<Fired> {
+        // Asking first keeps the resources' generation (a mutable borrow moves it).
+        if !self.inner.hooks.has_pending(point, policy_key) {
+            return None;
+        }
+        let inner = &mut *self.inner;
+        let fired = inner.hooks.fire(
+            &mut inner.resources,
+            Trigger {
+                point,
+                policy_key,
+                method: self.request.method.as_str(),
+                path: &self.request.path,
+            },
+            self.now,
+        )?;
+        self.fired_hooks.push(fired.id);
+        Some(fired)
     }
 }
 
@@ -376,6 +550,7 @@ pub fn dispatch(state: &SharedState, request: &ArmRequest) -> ArmResponse {
         inner: &mut inner,
         now,
         api_version: &api_version,
+        fired_hooks: Vec::new(),
     };
     let response = match route {
         Route::Subscriptions => only(&request.method, &[Method::GET])
@@ -389,17 +564,41 @@ pub fn dispatch(state: &SharedState, request: &ArmRequest) -> ArmResponse {
             group,
         } => only(&request.method, &[Method::GET])
             .unwrap_or_else(|| resources::get_resource_group(&call, &subscription, &group)),
-        Route::ResourceGraph => {
-            only(&request.method, &[Method::POST]).unwrap_or_else(|| resource_graph::query(&call))
-        }
+        Route::ResourceGraph => only(&request.method, &[Method::POST])
+            .unwrap_or_else(|| resource_graph::query(&mut call)),
         Route::AllVirtualMachines { subscription } => only(&request.method, &[Method::GET])
-            .unwrap_or_else(|| compute::list(&call, &subscription, None)),
+            .unwrap_or_else(|| compute::list(&call, &subscription, compute::Scope::Subscription)),
+        Route::VirtualMachinesByLocation {
+            subscription,
+            location,
+        } => only(&request.method, &[Method::GET]).unwrap_or_else(|| {
+            compute::list(&call, &subscription, compute::Scope::Location(&location))
+        }),
+        Route::NetworkList {
+            subscription,
+            resource_type,
+        } => only(&request.method, &[Method::GET]).unwrap_or_else(|| {
+            network::list(
+                &call,
+                &subscription,
+                None,
+                &resource_type.to_ascii_lowercase(),
+            )
+        }),
         Route::ComputeOperation {
             subscription,
             location,
             operation,
         } => only(&request.method, &[Method::GET])
             .unwrap_or_else(|| compute::operation(&call, &subscription, &location, &operation)),
+        Route::NetworkOperation {
+            subscription,
+            location,
+            operation,
+            result,
+        } => only(&request.method, &[Method::GET]).unwrap_or_else(|| {
+            security_rules::operation(&call, &subscription, &location, &operation, result)
+        }),
         Route::SecurityLocations { subscription } => only(&request.method, &[Method::GET])
             .unwrap_or_else(|| security::list_locations(&call, &subscription)),
         Route::SecurityLocation {
@@ -414,6 +613,13 @@ pub fn dispatch(state: &SharedState, request: &ArmRequest) -> ArmResponse {
         } => only(&request.method, &[Method::GET]).unwrap_or_else(|| {
             security::list_policies(&call, &subscription, group.as_deref(), location.as_deref())
         }),
+        Route::Permissions { .. } => only(&request.method, &[Method::GET])
+            .unwrap_or_else(|| authorization::list_permissions(&call)),
+        Route::Pricings { subscription, name } => only(&request.method, &[Method::GET])
+            .unwrap_or_else(|| match name {
+                Some(name) => security::get_pricing(&call, &subscription, &name),
+                None => security::list_pricings(&call, &subscription),
+            }),
         Route::Resource {
             subscription,
             group,
@@ -421,8 +627,12 @@ pub fn dispatch(state: &SharedState, request: &ArmRequest) -> ArmResponse {
             rest,
         } => resource(&mut call, &subscription, &group, &namespace, &rest),
     };
+    let fired_hooks = std::mem::take(&mut call.fired_hooks);
     drop(inner);
-    response
+    ArmResponse {
+        fired_hooks,
+        ..response
+    }
 }
 
 /// A resource-group-scoped resource route.
@@ -441,12 +651,22 @@ fn resource(
     };
     match (namespace.to_ascii_lowercase().as_str(), lower.as_slice()) {
         ("microsoft.compute", ["virtualmachines"]) => only(&call.request.method, &[Method::GET])
-            .unwrap_or_else(|| compute::list(call, subscription, Some(group))),
+            .unwrap_or_else(|| compute::list(call, subscription, compute::Scope::Group(group))),
         ("microsoft.compute", ["virtualmachines", _, action @ ..]) => {
             compute::virtual_machine(call, &scope, &rest[1], action)
         }
         ("microsoft.network", [resource_type]) => only(&call.request.method, &[Method::GET])
-            .unwrap_or_else(|| network::list(call, &scope, resource_type)),
+            .unwrap_or_else(|| network::list(call, subscription, Some(group), resource_type)),
+        ("microsoft.network", ["networksecuritygroups", _, "securityrules", _])
+            if call.request.method == Method::PUT =>
+        {
+            security_rules::put(call, &scope, &rest[1], &rest[3])
+        }
+        ("microsoft.network", ["networksecuritygroups", _, "securityrules", _])
+            if call.request.method == Method::DELETE =>
+        {
+            security_rules::delete(call, &scope, &rest[1], &rest[3])
+        }
         ("microsoft.network", [resource_type, _, child @ ..]) => {
             network::resource(call, &scope, resource_type, &rest[1], &rest[2..], child)
         }
@@ -700,14 +920,36 @@ pub fn required_action(request: &ArmRequest) -> Option<String> {
         Route::ResourceGraph => {
             (*method == Method::POST).then(|| "Microsoft.ResourceGraph/resources/read".to_owned())
         }
-        Route::AllVirtualMachines { .. } => read_or("Microsoft.Compute/virtualMachines/read"),
+        Route::AllVirtualMachines { .. } | Route::VirtualMachinesByLocation { .. } => {
+            read_or("Microsoft.Compute/virtualMachines/read")
+        }
+        Route::NetworkList { resource_type, .. } => {
+            let action = match resource_type.to_ascii_lowercase().as_str() {
+                "networkinterfaces" => "Microsoft.Network/networkInterfaces/read",
+                "publicipaddresses" => "Microsoft.Network/publicIPAddresses/read",
+                "virtualnetworks" => "Microsoft.Network/virtualNetworks/read",
+                "networksecuritygroups" => "Microsoft.Network/networkSecurityGroups/read",
+                "azurefirewalls" => "Microsoft.Network/azureFirewalls/read",
+                _ => return None,
+            };
+            read_or(action)
+        }
         Route::ComputeOperation { .. } => read_or("Microsoft.Compute/locations/operations/read"),
+        Route::NetworkOperation { result: false, .. } => {
+            read_or("Microsoft.Network/locations/operations/read")
+        }
+        Route::NetworkOperation { result: true, .. } => {
+            read_or("Microsoft.Network/locations/operationResults/read")
+        }
         Route::SecurityLocations { .. } | Route::SecurityLocation { .. } => {
             read_or("Microsoft.Security/locations/read")
         }
         Route::JitPolicies { .. } => {
             read_or("Microsoft.Security/locations/jitNetworkAccessPolicies/read")
         }
+        // Every caller may ask what it may do.
+        Route::Permissions { .. } => None,
+        Route::Pricings { .. } => read_or("Microsoft.Security/pricings/read"),
         Route::Resource {
             namespace, rest, ..
         } => resource_action(method, &namespace, &rest),

@@ -1,6 +1,6 @@
 //! `Microsoft.Network` (2024-05-01): NICs, public IPs, virtual networks and subnets, NSGs
-//! with their security rules, and Azure Firewalls. Read-only: the emulator changes NSG
-//! and firewall rules only through JIT, as a client of JIT sees them change.
+//! with their security rules, and Azure Firewalls. Reads only; security rules are
+//! written by JIT and by [`super::security_rules`] (a deployment's PUT and DELETE).
 
 use http::Method;
 use serde_json::Value;
@@ -11,15 +11,20 @@ use super::{
 use crate::arm_http::ArmResponse;
 use crate::world;
 
-/// `GET …/resourceGroups/{group}/providers/Microsoft.Network/{type}`: every resource of
-/// that type in the resource group.
-pub(super) fn list(call: &Call<'_>, scope: &ResourceScope<'_>, resource_type: &str) -> ArmResponse {
+/// `GET /subscriptions/{s}[/resourceGroups/{group}]/providers/Microsoft.Network/{type}`:
+/// every resource of that type in the subscription (`ListAll`) or the resource group
+/// (`List`), in id order.
+pub(super) fn list(
+    call: &Call<'_>,
+    subscription: &str,
+    group: Option<&str>,
+    resource_type: &str,
+) -> ArmResponse {
     let resources = call.resources();
+    let associations = resources.associations();
     let in_scope = |placement: &crate::state::model::Placement| {
-        placement
-            .subscription_id
-            .eq_ignore_ascii_case(scope.subscription)
-            && placement.resource_group.eq_ignore_ascii_case(scope.group)
+        placement.subscription_id.eq_ignore_ascii_case(subscription)
+            && group.is_none_or(|group| placement.resource_group.eq_ignore_ascii_case(group))
     };
     let items: Vec<Value> = match resource_type {
         "networkinterfaces" => resources
@@ -38,13 +43,13 @@ pub(super) fn list(call: &Call<'_>, scope: &ResourceScope<'_>, resource_type: &s
             .virtual_networks
             .values()
             .filter(|network| in_scope(&network.placement))
-            .map(|network| resources.render_virtual_network(network))
+            .map(|network| resources.render_virtual_network_with(network, &associations))
             .collect(),
         "networksecuritygroups" => resources
             .network_security_groups
             .values()
             .filter(|nsg| in_scope(&nsg.placement))
-            .map(|nsg| resources.render_network_security_group(nsg))
+            .map(|nsg| resources.render_network_security_group_with(nsg, &associations))
             .collect(),
         "azurefirewalls" => resources
             .azure_firewalls

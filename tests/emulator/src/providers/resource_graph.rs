@@ -3,36 +3,19 @@
 //! The `Resources` table holds the emulated VMs (with `properties` as Compute returns
 //! them plus `properties.extended.instanceView.powerState`, as ARG adds), classic VMs,
 //! NICs, virtual networks, NSGs, public IPs and Azure Firewalls, with `type` lower-cased
-//! as ARG returns it. Queries run through the KQL subset of [`super::kql`]; results page
-//! with `$top`/`$skip`/`$skipToken` and the emulator's page size.
+//! as ARG returns it ([`crate::state::graph`] builds it once per change of the state and
+//! indexes it). Queries run through the KQL subset of [`super::kql`] over the rows of the
+//! caller's subscriptions; results page with `$top`/`$skip`/`$skipToken` and the
+//! emulator's page size.
 
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::kql::{self, QueryError};
+use super::kql::{self, ColumnDef, ColumnType, Needed, QueryError, Row, Schema, Source};
 use super::{Call, SkipToken, json_body};
 use crate::arm_http::{ArmResponse, CloudError, CloudErrorBody};
+use crate::state::graph::{COLUMNS, GraphTable};
 use crate::state::model::Resources;
-
-/// The columns of the `Resources` table.
-const COLUMNS: &[&str] = &[
-    "id",
-    "name",
-    "type",
-    "tenantId",
-    "kind",
-    "location",
-    "resourceGroup",
-    "subscriptionId",
-    "managedBy",
-    "sku",
-    "plan",
-    "properties",
-    "tags",
-    "identity",
-    "zones",
-    "extendedLocation",
-];
 
 /// ARG's largest page.
 const MAX_TOP: u64 = 1000;
@@ -92,115 +75,93 @@ fn invalid(call: &Call<'_>, code: &'static str, message: impl Into<String>) -> A
     )
 }
 
-/// A row of the `Resources` table.
-fn row(
-    resources: &Resources,
-    rendered: &Value,
-    subscription_id: &str,
-    resource_group: &str,
-) -> Map<String, Value> {
-    let kind = rendered["type"]
-        .as_str()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    json!({
-        "id": rendered["id"],
-        "name": rendered["name"],
-        "type": kind,
-        "tenantId": resources.tenant_id,
-        "kind": "",
-        "location": rendered["location"],
-        "resourceGroup": resource_group.to_ascii_lowercase(),
-        "subscriptionId": subscription_id,
-        "managedBy": "",
-        "sku": null,
-        "plan": null,
-        "properties": rendered["properties"],
-        "tags": {},
-        "identity": null,
-        "zones": null,
-        "extendedLocation": null
-    })
-    .as_object()
-    .cloned()
-    .unwrap_or_default()
+/// The `Resources` table as one query sees it: the cached table, restricted to the
+/// subscriptions in scope, its rows made (and their `properties` rendered) as the query
+/// takes them.
+struct Scoped<'a> {
+    table: &'a GraphTable,
+    resources: &'a Resources,
+    schema: &'a Schema,
+    /// Per row, whether it is in scope; `None`: every row is.
+    visible: Option<Vec<bool>>,
 }
 
-/// Every resource ARG knows, in id order, for the given subscriptions.
-fn table(call: &Call<'_>, subscriptions: &[String]) -> Vec<Map<String, Value>> {
-    let resources = call.resources();
-    let visible = |subscription: &str| {
-        subscriptions
+impl Scoped<'_> {
+    fn is_visible(&self, index: usize) -> bool {
+        self.visible
+            .as_ref()
+            .is_none_or(|visible| visible.get(index).copied().unwrap_or(false))
+    }
+
+    /// Positions of the rows in scope whose `column` is one of `values`, in order.
+    fn positions(&self, column: &str, values: &[String]) -> Option<Vec<usize>> {
+        let index = self.table.indexes.get(column)?;
+        let mut positions: Vec<usize> = values
             .iter()
-            .any(|wanted| wanted.eq_ignore_ascii_case(subscription))
-    };
-    let mut rows: Vec<(String, Map<String, Value>)> = Vec::new();
-    let mut add = |placement: &crate::state::model::Placement, rendered: Value| {
-        if visible(&placement.subscription_id) {
-            rows.push((
-                placement.id.to_ascii_lowercase(),
-                row(
-                    resources,
-                    &rendered,
-                    &placement.subscription_id,
-                    &placement.resource_group,
-                ),
-            ));
-        }
-    };
-    for vm in resources.virtual_machines.values() {
-        let mut rendered = resources.render_virtual_machine(
-            vm,
-            call.inner.client_public_key.as_deref(),
-            false,
-            call.now,
-        );
-        let view = resources.render_instance_view(vm, call.now);
-        rendered["properties"]["extended"] = json!({
-            "instanceView": {
-                "computerName": view["computerName"],
-                "osName": view["osName"],
-                "osVersion": view["osVersion"],
-                "hyperVGeneration": view["hyperVGeneration"],
-                "powerState": {
-                    "code": vm.power.code(),
-                    "level": "Info",
-                    "displayStatus": vm.power.display()
-                }
-            }
-        });
-        add(&vm.placement, rendered);
+            .filter_map(|value| index.get(&value.to_lowercase()))
+            .flatten()
+            .copied()
+            .filter(|position| self.is_visible(*position))
+            .collect();
+        positions.sort_unstable();
+        positions.dedup();
+        Some(positions)
     }
-    for vm in resources.classic_virtual_machines.values() {
-        add(&vm.placement, resources.render_classic_virtual_machine(vm));
+}
+
+impl Source for Scoped<'_> {
+    fn schema(&self) -> &Schema {
+        self.schema
     }
-    for nic in resources.network_interfaces.values() {
-        add(&nic.placement, resources.render_network_interface(nic));
+
+    fn rows(&self, needed: &Needed) -> Vec<Row> {
+        let properties = wants_properties(needed);
+        (0..self.table.len())
+            .filter(|index| self.is_visible(*index))
+            .filter_map(|index| self.table.row(index, self.resources, properties))
+            .collect()
     }
-    for network in resources.virtual_networks.values() {
-        add(
-            &network.placement,
-            resources.render_virtual_network(network),
-        );
+
+    fn candidates(&self, column: &str, values: &[String], needed: &Needed) -> Option<Vec<Row>> {
+        let properties = wants_properties(needed);
+        Some(
+            self.positions(column, values)?
+                .into_iter()
+                .filter_map(|position| self.table.row(position, self.resources, properties))
+                .collect(),
+        )
     }
-    for nsg in resources.network_security_groups.values() {
-        add(&nsg.placement, resources.render_network_security_group(nsg));
+
+    fn count_candidates(&self, column: &str, values: &[String]) -> Option<usize> {
+        self.positions(column, values)
+            .map(|positions| positions.len())
     }
-    for ip in resources.public_ip_addresses.values() {
-        add(&ip.placement, resources.render_public_ip_address(ip));
-    }
-    for firewall in resources.azure_firewalls.values() {
-        add(
-            &firewall.placement,
-            resources.render_azure_firewall(firewall),
-        );
-    }
-    rows.sort_by(|left, right| left.0.cmp(&right.0));
-    rows.into_iter().map(|(_, row)| row).collect()
+}
+
+/// Whether a pipeline reads `properties` (the one column rendered on demand).
+fn wants_properties(needed: &Needed) -> bool {
+    needed
+        .as_ref()
+        .is_none_or(|columns| columns.contains("properties"))
+}
+
+/// The schema of the `Resources` table.
+fn schema() -> Schema {
+    COLUMNS
+        .iter()
+        .map(|(name, text)| ColumnDef {
+            name: (*name).to_owned(),
+            kind: if *text {
+                ColumnType::String
+            } else {
+                ColumnType::Dynamic
+            },
+        })
+        .collect()
 }
 
 /// `POST /providers/Microsoft.ResourceGraph/resources`.
-pub(super) fn query(call: &Call<'_>) -> ArmResponse {
+pub(super) fn query(call: &mut Call<'_>) -> ArmResponse {
     let body = match json_body(call.request) {
         Ok(body) => body,
         Err(response) => return response,
@@ -296,10 +257,54 @@ pub(super) fn query(call: &Call<'_>) -> ArmResponse {
         Ok(parsed) => parsed,
         Err(error) => return query_error(call, &error),
     };
-    let (columns, rows) = match parsed.run(COLUMNS, table(call, &subscriptions)) {
+    let generation = call.inner.resources.generation();
+    if call
+        .inner
+        .graph
+        .as_ref()
+        .is_none_or(|table| table.generation != generation)
+    {
+        let table = GraphTable::build(
+            &call.inner.resources,
+            call.inner.client_public_key.as_deref(),
+            generation,
+        );
+        call.inner.graph = Some(table);
+    }
+    let Some(table) = call.inner.graph.as_ref() else {
+        return ArmResponse::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            "The Resource Graph table could not be built.",
+        );
+    };
+    let wanted: std::collections::HashSet<String> = subscriptions
+        .iter()
+        .map(|subscription| subscription.to_ascii_lowercase())
+        .collect();
+    let every = table
+        .subscriptions
+        .iter()
+        .all(|subscription| wanted.contains(subscription));
+    let schema = schema();
+    let source = Scoped {
+        table,
+        resources: &call.inner.resources,
+        schema: &schema,
+        visible: (!every).then(|| {
+            table
+                .subscriptions
+                .iter()
+                .map(|subscription| wanted.contains(subscription))
+                .collect()
+        }),
+    };
+    let result = match parsed.run(&source) {
         Ok(result) => result,
         Err(error) => return query_error(call, &error),
     };
+    let columns = result.column_names();
+    let rows = &result.rows;
     let total = rows.len();
     // `$skip` and `$top` override what the token says, as the spec describes.
     let offset = skip
@@ -311,8 +316,12 @@ pub(super) fn query(call: &Call<'_>) -> ArmResponse {
         .unwrap_or(MAX_TOP as usize)
         .min(call.inner.page_size.unwrap_or(usize::MAX));
     let end = offset.saturating_add(page_size).min(total);
-    let page: Vec<Map<String, Value>> =
-        rows.get(offset..end).map(<[_]>::to_vec).unwrap_or_default();
+    let page: Vec<Map<String, Value>> = rows
+        .get(offset..end)
+        .unwrap_or_default()
+        .iter()
+        .map(|row| result.row_object(row))
+        .collect();
     let data = if table_format {
         as_table(&columns, &page)
     } else {

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::{Call, ResourceScope, json_body, method_not_allowed, paged_list, resource_not_found};
 use crate::arm_http::ArmResponse;
+use crate::hooks::{Fired, HookPoint, InjectedFailure};
 use crate::state::ids::{ResourceId, key, resource_id};
 use crate::state::jit::{
     InitiateInput, InitiatePort, InitiateVirtualMachine, JitError, RequestedEnd,
@@ -44,6 +45,80 @@ pub(super) fn get_location(call: &Call<'_>, subscription: &str, location: &str) 
                  subscription '{subscription}'."
             ),
         )
+    }
+}
+
+/// `GET /subscriptions/{id}/providers/Microsoft.Security/pricings[?$filter=name in (…)]`:
+/// every Defender plan of the subscription.
+pub(super) fn list_pricings(call: &Call<'_>, subscription: &str) -> ArmResponse {
+    let wanted = match call.request.query_value("$filter") {
+        None => None,
+        Some(filter) => match pricing_filter(filter) {
+            Some(names) => Some(names),
+            None => {
+                return bad_request(format!(
+                    "The filter '{filter}' is not supported: use \"name in (plan1,plan2)\"."
+                ));
+            }
+        },
+    };
+    let resources = call.resources();
+    let items: Vec<Value> = resources
+        .subscription(subscription)
+        .map(|found| {
+            found
+                .pricings
+                .iter()
+                .filter(|pricing| {
+                    wanted.as_ref().is_none_or(|names| {
+                        names
+                            .iter()
+                            .any(|name| name.eq_ignore_ascii_case(pricing.name))
+                    })
+                })
+                .map(|pricing| resources.render_pricing(&found.id, pricing))
+                .collect()
+        })
+        .unwrap_or_default();
+    ArmResponse::ok(serde_json::json!({ "value": items }))
+}
+
+/// The plan names of `name in (a,b)` (names optionally quoted), the one `$filter` the
+/// spec documents for `Pricings_List`.
+fn pricing_filter(filter: &str) -> Option<Vec<String>> {
+    let (field, list) = filter.trim().split_once(char::is_whitespace)?;
+    let list = list.trim_start().strip_prefix("in")?.trim();
+    if !field.eq_ignore_ascii_case("name") {
+        return None;
+    }
+    let inner = list.strip_prefix('(')?.strip_suffix(')')?;
+    let names: Vec<String> = inner
+        .split(',')
+        .map(|name| name.trim().trim_matches(['\'', '"']).to_owned())
+        .collect();
+    (!names.iter().any(String::is_empty)).then_some(names)
+}
+
+/// `GET /subscriptions/{id}/providers/Microsoft.Security/pricings/{name}`.
+pub(super) fn get_pricing(call: &Call<'_>, subscription: &str, name: &str) -> ArmResponse {
+    let resources = call.resources();
+    let found = resources.subscription(subscription).and_then(|found| {
+        found
+            .pricings
+            .iter()
+            .find(|pricing| pricing.name.eq_ignore_ascii_case(name))
+            .map(|pricing| resources.render_pricing(&found.id, pricing))
+    });
+    match found {
+        Some(pricing) => ArmResponse::ok(pricing),
+        None => ArmResponse::error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!(
+                "The pricing '{name}' was not found. Known plans: {}.",
+                crate::world::DEFENDER_PLANS.join(", ")
+            ),
+        ),
     }
 }
 
@@ -85,12 +160,23 @@ pub(super) fn policy(
     match (action, method) {
         ([], Method::GET) => {
             let resources = call.resources();
-            match resources.jit_policies.get(&policy_key) {
+            let response = match resources.jit_policies.get(&policy_key) {
                 Some(policy) => ArmResponse::ok(resources.render_jit_policy(policy)),
-                None => resource_not_found(&provider_type, name, scope.group),
-            }
+                None => return resource_not_found(&provider_type, name, scope.group),
+            };
+            // Another writer lands right after this read was answered.
+            call.fire_hook(HookPoint::AfterGet, &policy_key);
+            response
         }
         ([], Method::PUT) => {
+            if let Some(Fired {
+                failure: Some(failure),
+                ..
+            }) = call.fire_hook(HookPoint::FailedPut, &policy_key)
+            {
+                return injected_failure(&failure);
+            }
+            call.fire_hook(HookPoint::BeforeWrite, &policy_key);
             let placement = Placement {
                 id: policy_id,
                 subscription_id: scope.subscription.to_owned(),
@@ -101,6 +187,7 @@ pub(super) fn policy(
             put(call, placement)
         }
         ([], Method::DELETE) => {
+            call.fire_hook(HookPoint::BeforeWrite, &policy_key);
             if call.inner.resources.delete_policy(&policy_key) {
                 tracing::info!(policy = policy_key, "JIT policy deleted");
                 ArmResponse::empty(StatusCode::OK)
@@ -116,6 +203,16 @@ pub(super) fn policy(
         }
         ([] | ["initiate"], method) => method_not_allowed(&method),
         _ => super::unknown_route(call.request),
+    }
+}
+
+/// The answer of a PUT a [`HookPoint::FailedPut`] hook swallowed.
+fn injected_failure(failure: &InjectedFailure) -> ArmResponse {
+    let status = StatusCode::from_u16(failure.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let response = ArmResponse::error(status, failure.error_code(), failure.error_message());
+    match failure.retry_after_seconds {
+        Some(seconds) => response.with_header("Retry-After", seconds.to_string()),
+        None => response,
     }
 }
 
@@ -168,7 +265,9 @@ fn put(call: &mut Call<'_>, placement: Placement) -> ArmResponse {
 
 /// Reads a `JitNetworkAccessPolicy` body: `kind` and `properties.virtualMachines`
 /// (everything read-only, including `requests` and `location`, is ignored).
-fn parse_policy(body: &Value) -> Result<(Option<String>, Vec<PolicyVirtualMachine>), ArmResponse> {
+pub(crate) fn parse_policy(
+    body: &Value,
+) -> Result<(Option<String>, Vec<PolicyVirtualMachine>), ArmResponse> {
     let Some(body) = body.as_object() else {
         return Err(bad_request("The request body must be a JSON object."));
     };

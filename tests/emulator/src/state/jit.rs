@@ -307,9 +307,26 @@ impl Resources {
         Ok(request)
     }
 
+    /// Whether a transition is due at `now` (a request to apply or expire, a VM start to
+    /// complete).
+    pub(crate) fn has_due(&self, now: Timestamp) -> bool {
+        self.jit_policies
+            .values()
+            .any(|policy| next_due(policy, now).is_some())
+            || self
+                .operations
+                .values()
+                .any(|operation| !operation.applied && operation.completes_at <= now)
+    }
+
     /// Applies every transition due up to `now`, oldest first.
     pub(crate) fn settle(&mut self, now: Timestamp) {
-        let policy_keys: Vec<String> = self.jit_policies.keys().cloned().collect();
+        let policy_keys: Vec<String> = self
+            .jit_policies
+            .iter()
+            .filter(|(_, policy)| next_due(policy, now).is_some())
+            .map(|(policy_key, _)| policy_key.clone())
+            .collect();
         for policy_key in policy_keys {
             let Some(mut policy) = self.jit_policies.remove(&policy_key) else {
                 continue;
@@ -460,6 +477,13 @@ impl Resources {
                 number: rand::random(),
                 deny_rules: Vec::new(),
             });
+            // Deny rules someone deleted through the NSG API are written anew.
+            let network_security_groups = &self.network_security_groups;
+            rules.deny_rules.retain(|location| {
+                network_security_groups
+                    .get(&location.container)
+                    .is_some_and(|nsg| nsg.rules.iter().any(|rule| rule.name == location.name))
+            });
             let (nsgs, private_ip) = match &attachment {
                 Some(attachment) => (
                     attachment.network_security_groups.clone(),
@@ -510,6 +534,8 @@ impl Resources {
                     name: format!("SecurityCenter-JITRule_{}_{}", rules.number, upper_guid()),
                     description: Some(deny_description(&policy_name, &vm)),
                     protocol: nsg_protocol(&protocols),
+                    source_port_range: Some("*".to_owned()),
+                    source_port_ranges: Vec::new(),
                     source_address_prefix: Some("*".to_owned()),
                     source_address_prefixes: Vec::new(),
                     destination_address_prefix: Some(private_ip.clone()),
@@ -588,6 +614,8 @@ impl Resources {
                 name: format!("SecurityCenter-JITRule-{}-{}", rules.number, upper_guid()),
                 description: Some(allow_description(&policy.placement.name, &vm)),
                 protocol: nsg_protocol(&[protocol.as_str()]),
+                source_port_range: Some("*".to_owned()),
+                source_port_ranges: Vec::new(),
                 source_address_prefix,
                 source_address_prefixes,
                 destination_address_prefix: Some(attachment.private_ip.to_string()),
@@ -737,6 +765,8 @@ mod tests {
             name: name.to_owned(),
             description: None,
             protocol: "*".to_owned(),
+            source_port_range: Some("*".to_owned()),
+            source_port_ranges: Vec::new(),
             source_address_prefix: Some("*".to_owned()),
             source_address_prefixes: Vec::new(),
             destination_address_prefix: Some("*".to_owned()),

@@ -14,12 +14,12 @@ use super::ids::{key, resource_id};
 use super::jit::JitError;
 use super::model::{
     AzureFirewall, BoundPort, ClassicVirtualMachine, NetworkInterface, NetworkSecurityGroup,
-    Placement, PolicyPort, PolicyVirtualMachine, Power, PublicIpAddress, ResourceGroup, Resources,
-    SecurityRule, SourcePrefixes, Subnet, Subscription, VirtualMachine, VirtualNetwork,
+    Placement, PolicyPort, PolicyVirtualMachine, Power, Pricing, PublicIpAddress, ResourceGroup,
+    Resources, SecurityRule, SourcePrefixes, Subnet, Subscription, VirtualMachine, VirtualNetwork,
 };
 use crate::world::{
-    self, JitPolicySpec, PowerState, ResourceGroupSpec, World, WorldError, parse_iso_duration,
-    reference_key, subnet_reference_key,
+    self, JitPolicySpec, PowerState, PricingTier, ResourceGroupSpec, World, WorldError,
+    parse_iso_duration, reference_key, subnet_reference_key,
 };
 
 /// The address every allocated public IP has: VM ports are loopback listeners.
@@ -83,6 +83,7 @@ pub(crate) fn materialise(
         azure_firewalls: BTreeMap::new(),
         jit_policies: BTreeMap::new(),
         operations: BTreeMap::new(),
+        network_operations: BTreeMap::new(),
     };
     let created = now
         .checked_sub(SignedDuration::from_hours(24 * 30))
@@ -90,10 +91,33 @@ pub(crate) fn materialise(
     let mut policies = Vec::new();
     for subscription in &world.subscriptions {
         let subscription_id = subscription.id.as_str();
+        let pricings = world::DEFENDER_PLANS
+            .iter()
+            .map(|plan| {
+                let given = subscription
+                    .pricings
+                    .iter()
+                    .find(|pricing| pricing.name.eq_ignore_ascii_case(plan));
+                let (tier, sub_plan) = match given {
+                    Some(pricing) => (pricing.pricing_tier, pricing.sub_plan.clone()),
+                    None if *plan == "VirtualMachines" => {
+                        (PricingTier::Standard, Some("P2".to_owned()))
+                    }
+                    None => (PricingTier::Free, None),
+                };
+                Pricing {
+                    name: plan,
+                    tier,
+                    sub_plan,
+                    enabled_since: (tier == PricingTier::Standard).then_some(created),
+                }
+            })
+            .collect();
         resources.subscriptions.push(Subscription {
             id: subscription.id.clone(),
             display_name: subscription.display_name.clone(),
             state: subscription.state,
+            pricings,
         });
         for group in &subscription.resource_groups {
             resources.resource_groups.insert(
@@ -180,6 +204,8 @@ fn add_group(
                 name: rule.name.clone(),
                 description: rule.description.clone(),
                 protocol: rule.protocol.clone(),
+                source_port_range: Some("*".to_owned()),
+                source_port_ranges: Vec::new(),
                 source_address_prefix: match (
                     &rule.source_address_prefix,
                     rule.source_address_prefixes.is_empty(),

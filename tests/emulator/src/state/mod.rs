@@ -10,11 +10,13 @@
 //! "now". A timer settles it too, so the state dump stays current when nobody asks.
 
 pub mod gate;
+pub(crate) mod graph;
 pub mod ids;
 pub(crate) mod jit;
 mod materialise;
 pub(crate) mod model;
 pub(crate) mod render;
+mod tracked;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -24,11 +26,13 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
+use crate::hooks::{HookError, HookSpec, HookStatus, PolicyChange};
 use crate::vm_ports::{self, PortService, SharedGate, SshService, VmPort};
 use crate::world::{PortServiceKind, PrincipalKind, PrincipalSpec, World, WorldError};
 use ids::key;
 use materialise::{Bindings, PUBLIC_ADDRESS};
 use model::{Power, Resources, VmOperation};
+use tracked::Tracked;
 
 /// How long a VM `start` takes, on the virtual clock.
 pub(crate) const VM_START_DURATION: SignedDuration = SignedDuration::from_secs(2);
@@ -171,7 +175,8 @@ pub async fn start_world(
     let client_public_key = vm_ports::keys::public_key_line(&settings.ssh_client_key).ok();
     let state = SharedState {
         inner: Arc::new(Mutex::new(Inner {
-            resources,
+            resources: Tracked::new(resources),
+            graph: None,
             clock: settings.clock.clone(),
             client_ip: settings.client_ip,
             initiating_delay: settings.initiating_delay,
@@ -179,6 +184,7 @@ pub async fn start_world(
             principals: world.principals.clone(),
             client_public_key,
             listeners: Vec::new(),
+            hooks: crate::hooks::Hooks::default(),
         })),
     };
     let gate: SharedGate = Arc::new(StateGate {
@@ -272,7 +278,9 @@ pub(crate) struct ListenerRecord {
 /// Everything behind the lock.
 #[derive(Debug)]
 pub(crate) struct Inner {
-    pub resources: Resources,
+    pub resources: Tracked,
+    /// Resource Graph's table, as of some generation of `resources`.
+    pub graph: Option<graph::GraphTable>,
     pub clock: crate::clock::Clock,
     pub client_ip: IpAddr,
     pub initiating_delay: SignedDuration,
@@ -281,6 +289,8 @@ pub(crate) struct Inner {
     /// The contract's `ssh_identity`, public half, as `osProfile` lists it.
     pub client_public_key: Option<String>,
     pub listeners: Vec<ListenerRecord>,
+    /// Concurrent-writer hooks, pending and fired.
+    pub hooks: crate::hooks::Hooks,
 }
 
 /// The gate the VM port listeners ask.
@@ -328,7 +338,11 @@ impl SharedState {
     pub(crate) fn settled(&self) -> MutexGuard<'_, Inner> {
         let mut inner = self.lock();
         let now = inner.clock.now();
-        inner.resources.settle(now);
+        // Looking first keeps the generation (and what is derived from it) when nothing
+        // is due, which is nearly always.
+        if inner.resources.has_due(now) {
+            inner.resources.settle(now);
+        }
         inner
     }
 
@@ -351,6 +365,14 @@ impl SharedState {
             .iter()
             .map(|subscription| subscription.id.clone())
             .collect()
+    }
+
+    /// The display name of a subscription.
+    pub fn subscription_display_name(&self, subscription_id: &str) -> Option<String> {
+        self.lock()
+            .resources
+            .subscription(subscription_id)
+            .map(|subscription| subscription.display_name.clone())
     }
 
     /// The principals; service principals without a secret in the world have one
@@ -392,11 +414,49 @@ impl SharedState {
         true
     }
 
+    /// Registers a concurrent-writer hook; returns its id.
+    pub fn add_hook(&self, hook: HookSpec) -> Result<u64, HookError> {
+        self.lock().hooks.add(hook)
+    }
+
+    /// Every hook, pending and fired, oldest first.
+    pub fn hooks(&self) -> Vec<HookStatus> {
+        self.lock().hooks.list()
+    }
+
+    /// Removes one hook; `false` when there is none with that id.
+    pub fn remove_hook(&self, id: u64) -> bool {
+        self.lock().hooks.remove(id)
+    }
+
+    /// Removes every hook.
+    pub fn clear_hooks(&self) {
+        self.lock().hooks.clear();
+    }
+
+    /// Applies another writer's change to a policy now, as its PUT or DELETE would;
+    /// returns the policy as a GET would show it afterwards (`None` once deleted).
+    pub fn apply_change(
+        &self,
+        policy_id: &str,
+        change: &PolicyChange,
+    ) -> Result<Option<Value>, HookError> {
+        let mut inner = self.settled();
+        let now = inner.clock.now();
+        crate::hooks::apply_now(&mut inner.resources, policy_id, change, now)?;
+        let resources = &inner.resources;
+        Ok(resources
+            .jit_policies
+            .get(&key(policy_id))
+            .map(|policy| resources.render_jit_policy(policy)))
+    }
+
     /// A full state dump: VMs (power, addresses, listeners with host keys), NSGs with
     /// their rules, firewalls, JIT policies with their requests, as of now.
     pub fn snapshot(&self) -> Value {
         let inner = self.settled();
         let resources = &inner.resources;
+        let associations = resources.associations();
         let now = inner.clock.now();
         let virtual_machines: Vec<Value> = resources
             .virtual_machines
@@ -480,7 +540,7 @@ impl SharedState {
             "network_security_groups": resources
                 .network_security_groups
                 .values()
-                .map(|nsg| resources.render_network_security_group(nsg))
+                .map(|nsg| resources.render_network_security_group_with(nsg, &associations))
                 .collect::<Vec<_>>(),
             "azure_firewalls": resources
                 .azure_firewalls

@@ -11,7 +11,9 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::world::{OsType, PortServiceKind, RuleAccess, RuleDirection, SubscriptionState};
+use crate::world::{
+    OsType, PortServiceKind, PricingTier, RuleAccess, RuleDirection, SubscriptionState,
+};
 
 /// Everything the emulated Azure holds.
 #[derive(Debug)]
@@ -29,6 +31,17 @@ pub(crate) struct Resources {
     pub azure_firewalls: BTreeMap<String, AzureFirewall>,
     pub jit_policies: BTreeMap<String, JitPolicy>,
     pub operations: BTreeMap<String, VmOperation>,
+    /// Network's asynchronous operations (security rule writes), by lower-cased id.
+    pub network_operations: BTreeMap<String, NetworkOperation>,
+}
+
+impl Resources {
+    /// A subscription by id (compared case-insensitively).
+    pub(crate) fn subscription(&self, id: &str) -> Option<&Subscription> {
+        self.subscriptions
+            .iter()
+            .find(|subscription| subscription.id.eq_ignore_ascii_case(id))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -36,6 +49,18 @@ pub(crate) struct Subscription {
     pub id: String,
     pub display_name: String,
     pub state: SubscriptionState,
+    /// Every Defender plan, in [`crate::world::DEFENDER_PLANS`] order.
+    pub pricings: Vec<Pricing>,
+}
+
+/// A Defender plan of a subscription (`Microsoft.Security/pricings`).
+#[derive(Debug, Clone)]
+pub(crate) struct Pricing {
+    pub name: &'static str,
+    pub tier: PricingTier,
+    pub sub_plan: Option<String>,
+    /// When it was last set to Standard (`enablementTime`).
+    pub enabled_since: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone)]
@@ -174,6 +199,8 @@ pub(crate) struct SecurityRule {
     pub name: String,
     pub description: Option<String>,
     pub protocol: String,
+    pub source_port_range: Option<String>,
+    pub source_port_ranges: Vec<String>,
     pub source_address_prefix: Option<String>,
     pub source_address_prefixes: Vec<String>,
     pub destination_address_prefix: Option<String>,
@@ -360,4 +387,15 @@ pub(crate) struct VmOperation {
     pub completes_at: Timestamp,
     /// Whether completion has been applied to the VM.
     pub applied: bool,
+}
+
+/// A `Microsoft.Network` long-running operation (a security rule PUT or DELETE). The
+/// emulator applies the change at once, so every operation has succeeded; it is kept so
+/// that the `Azure-AsyncOperation` and `Location` URLs it handed out answer.
+#[derive(Debug, Clone)]
+pub(crate) struct NetworkOperation {
+    pub id: String,
+    pub subscription_id: String,
+    pub location: String,
+    pub started: Timestamp,
 }

@@ -5,6 +5,8 @@
 //! The same JSON serves the resource providers, Resource Graph rows and the admin state
 //! dump, so a client sees one resource one way wherever it looks.
 
+use std::collections::HashMap;
+
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
@@ -12,10 +14,10 @@ use super::gate::default_security_rules;
 use super::ids::key;
 use super::model::{
     AzureFirewall, ClassicVirtualMachine, JitPolicy, JitRequest, NetworkInterface,
-    NetworkSecurityGroup, PublicIpAddress, RequestPort, Resources, SecurityRule, SourcePrefixes,
-    Subnet, Subscription, VirtualMachine, VirtualNetwork,
+    NetworkSecurityGroup, Pricing, PublicIpAddress, RequestPort, Resources, SecurityRule,
+    SourcePrefixes, Subnet, Subscription, VirtualMachine, VirtualNetwork,
 };
-use crate::world::{OsType, RuleAccess, RuleDirection};
+use crate::world::{OsType, PricingTier, RuleAccess, RuleDirection};
 
 /// Timestamps as ARM writes them: RFC 3339 with seven fractional digits.
 pub(crate) fn timestamp(at: Timestamp) -> String {
@@ -64,7 +66,76 @@ fn display_id<'a>(resources: &'a Resources, resource_key: &'a str) -> &'a str {
         .unwrap_or(resource_key)
 }
 
+/// What points at what, the other way round: the NICs in each subnet and the NICs and
+/// subnets an NSG is associated with (ids as the world spells them, in id order). ARM
+/// shows these on the subnet and the NSG; computing them once per batch keeps rendering
+/// many resources linear.
+#[derive(Debug, Default)]
+pub(crate) struct Associations {
+    /// Subnet key → NIC ids.
+    pub subnet_nics: HashMap<String, Vec<String>>,
+    /// NSG key → NIC ids.
+    pub nsg_nics: HashMap<String, Vec<String>>,
+    /// NSG key → subnet ids.
+    pub nsg_subnets: HashMap<String, Vec<String>>,
+}
+
 impl Resources {
+    /// Every association, in one pass over NICs and subnets.
+    pub(crate) fn associations(&self) -> Associations {
+        let mut associations = Associations::default();
+        for nic in self.network_interfaces.values() {
+            associations
+                .subnet_nics
+                .entry(nic.subnet.clone())
+                .or_default()
+                .push(nic.placement.id.clone());
+            if let Some(nsg) = &nic.network_security_group {
+                associations
+                    .nsg_nics
+                    .entry(nsg.clone())
+                    .or_default()
+                    .push(nic.placement.id.clone());
+            }
+        }
+        for subnet in self
+            .virtual_networks
+            .values()
+            .flat_map(|network| &network.subnets)
+        {
+            if let Some(nsg) = &subnet.network_security_group {
+                associations
+                    .nsg_subnets
+                    .entry(nsg.clone())
+                    .or_default()
+                    .push(subnet.id.clone());
+            }
+        }
+        associations
+    }
+
+    /// The associations of one NSG only.
+    fn associations_of_nsg(&self, nsg: &NetworkSecurityGroup) -> Associations {
+        let nsg_key = key(&nsg.placement.id);
+        let mut associations = Associations::default();
+        let nics = self
+            .network_interfaces
+            .values()
+            .filter(|nic| nic.network_security_group.as_deref() == Some(nsg_key.as_str()))
+            .map(|nic| nic.placement.id.clone())
+            .collect();
+        let subnets = self
+            .virtual_networks
+            .values()
+            .flat_map(|network| &network.subnets)
+            .filter(|subnet| subnet.network_security_group.as_deref() == Some(nsg_key.as_str()))
+            .map(|subnet| subnet.id.clone())
+            .collect();
+        associations.nsg_nics.insert(nsg_key.clone(), nics);
+        associations.nsg_subnets.insert(nsg_key, subnets);
+        associations
+    }
+
     /// `Microsoft.Resources` subscription.
     pub(crate) fn render_subscription(&self, subscription: &Subscription) -> Value {
         json!({
@@ -94,6 +165,35 @@ impl Resources {
             "name": self.security_home_region,
             "type": "Microsoft.Security/locations",
             "properties": { "homeRegionName": self.security_home_region }
+        })
+    }
+
+    /// A Defender plan of a subscription (`Pricing`, 2024-01-01). A subscription-level
+    /// plan is never inherited and not enforced; its coverage is full when on.
+    pub(crate) fn render_pricing(&self, subscription_id: &str, pricing: &Pricing) -> Value {
+        let mut properties = json!({
+            "pricingTier": pricing.tier.as_str(),
+            "freeTrialRemainingTime": "PT0S",
+            "enforce": "False",
+            "resourcesCoverageStatus": match pricing.tier {
+                PricingTier::Standard => "FullyCovered",
+                PricingTier::Free => "NotCovered",
+            }
+        });
+        if let Some(sub_plan) = &pricing.sub_plan {
+            properties["subPlan"] = json!(sub_plan);
+        }
+        if let Some(since) = pricing.enabled_since {
+            properties["enablementTime"] = json!(timestamp(since));
+        }
+        json!({
+            "id": format!(
+                "/subscriptions/{subscription_id}/providers/Microsoft.Security/pricings/{}",
+                pricing.name
+            ),
+            "name": pricing.name,
+            "type": "Microsoft.Security/pricings",
+            "properties": properties
         })
     }
 
@@ -322,8 +422,13 @@ impl Resources {
         })
     }
 
-    /// A subnet.
-    pub(crate) fn render_subnet(&self, network: &VirtualNetwork, subnet: &Subnet) -> Value {
+    /// A subnet, its NICs taken from `associations`.
+    fn render_subnet_with(
+        &self,
+        network: &VirtualNetwork,
+        subnet: &Subnet,
+        associations: &Associations,
+    ) -> Value {
         let subnet_key = key(&subnet.id);
         let mut properties = json!({
             "provisioningState": "Succeeded",
@@ -346,11 +451,12 @@ impl Resources {
                 subnet.name
             ));
         }
-        let configurations: Vec<Value> = self
-            .network_interfaces
-            .values()
-            .filter(|nic| nic.subnet == subnet_key)
-            .map(|nic| reference(&format!("{}/ipConfigurations/ipconfig1", nic.placement.id)))
+        let configurations: Vec<Value> = associations
+            .subnet_nics
+            .get(&subnet_key)
+            .into_iter()
+            .flatten()
+            .map(|nic_id| reference(&format!("{nic_id}/ipConfigurations/ipconfig1")))
             .collect();
         if !configurations.is_empty() {
             properties["ipConfigurations"] = Value::Array(configurations);
@@ -365,11 +471,21 @@ impl Resources {
 
     /// A virtual network with its subnets.
     pub(crate) fn render_virtual_network(&self, network: &VirtualNetwork) -> Value {
+        self.render_virtual_network_with(network, &self.associations())
+    }
+
+    /// A virtual network, its subnets' NICs taken from `associations` (for rendering
+    /// many networks without scanning every NIC for each).
+    pub(crate) fn render_virtual_network_with(
+        &self,
+        network: &VirtualNetwork,
+        associations: &Associations,
+    ) -> Value {
         let placement = &network.placement;
         let subnets: Vec<Value> = network
             .subnets
             .iter()
-            .map(|subnet| self.render_subnet(network, subnet))
+            .map(|subnet| self.render_subnet_with(network, subnet, associations))
             .collect();
         json!({
             "name": placement.name,
@@ -402,8 +518,10 @@ impl Resources {
             properties.insert("description".into(), json!(description));
         }
         properties.insert("protocol".into(), json!(rule.protocol));
-        properties.insert("sourcePortRange".into(), json!("*"));
-        properties.insert("sourcePortRanges".into(), json!([]));
+        if let Some(range) = &rule.source_port_range {
+            properties.insert("sourcePortRange".into(), json!(range));
+        }
+        properties.insert("sourcePortRanges".into(), json!(rule.source_port_ranges));
         if let Some(range) = &rule.destination_port_range {
             properties.insert("destinationPortRange".into(), json!(range));
         }
@@ -454,6 +572,16 @@ impl Resources {
 
     /// An NSG with its rules, default rules and associations.
     pub(crate) fn render_network_security_group(&self, nsg: &NetworkSecurityGroup) -> Value {
+        self.render_network_security_group_with(nsg, &self.associations_of_nsg(nsg))
+    }
+
+    /// An NSG, its NICs and subnets taken from `associations` (for rendering many NSGs
+    /// without scanning every NIC and subnet for each).
+    pub(crate) fn render_network_security_group_with(
+        &self,
+        nsg: &NetworkSecurityGroup,
+        associations: &Associations,
+    ) -> Value {
         let nsg_key = key(&nsg.placement.id);
         let mut rules: Vec<&SecurityRule> = nsg.rules.iter().collect();
         rules.sort_by_key(|rule| (rule.direction == RuleDirection::Outbound, rule.priority));
@@ -470,21 +598,22 @@ impl Resources {
             "securityRules": security_rules,
             "defaultSecurityRules": default_rules
         });
-        let nics: Vec<Value> = self
-            .network_interfaces
-            .values()
-            .filter(|nic| nic.network_security_group.as_deref() == Some(nsg_key.as_str()))
-            .map(|nic| reference(&nic.placement.id))
+        let nics: Vec<Value> = associations
+            .nsg_nics
+            .get(&nsg_key)
+            .into_iter()
+            .flatten()
+            .map(|id| reference(id))
             .collect();
         if !nics.is_empty() {
             properties["networkInterfaces"] = Value::Array(nics);
         }
-        let subnets: Vec<Value> = self
-            .virtual_networks
-            .values()
-            .flat_map(|network| &network.subnets)
-            .filter(|subnet| subnet.network_security_group.as_deref() == Some(nsg_key.as_str()))
-            .map(|subnet| reference(&subnet.id))
+        let subnets: Vec<Value> = associations
+            .nsg_subnets
+            .get(&nsg_key)
+            .into_iter()
+            .flatten()
+            .map(|id| reference(id))
             .collect();
         if !subnets.is_empty() {
             properties["subnets"] = Value::Array(subnets);

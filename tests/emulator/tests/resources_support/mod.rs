@@ -219,6 +219,42 @@ impl Arm {
         }
     }
 
+    /// Calls the admin API (`{admin_endpoint}/{path}`), which needs no token.
+    pub async fn admin(&self, method: Method, path: &str, body: Option<&Value>) -> Reply {
+        let url = format!("{}/{path}", self.emulator.info().admin_endpoint);
+        let mut request = self.client.request(method.clone(), &url);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("{method} {url} was not answered: {error}"));
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("the body is readable");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|error| panic!("{method} {url}: not JSON ({error}): {text}"))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// The request log, as the admin API shows it.
+    pub async fn request_log(&self) -> Vec<Value> {
+        let reply = self.admin(Method::GET, "requests", None).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.body["value"].as_array().cloned().unwrap_or_default()
+    }
+
     pub async fn get(&self, path_and_query: &str) -> Reply {
         self.send(Method::GET, path_and_query, None).await
     }
