@@ -709,3 +709,103 @@ async fn the_desktop_hears_when_a_window_ends_soon_and_when_it_ended() {
         "{stdout}"
     );
 }
+
+/// The pid of the running agent, from `jit agent status -o json`.
+fn agent_pid(context: &TestContext, flags: &[&str]) -> Option<i64> {
+    let mut arguments = vec!["agent", "status", "-o", "json"];
+    arguments.extend_from_slice(flags);
+    let (stdout, _) = jit_ok(context, &arguments);
+    json(&stdout)["pid"].as_i64()
+}
+
+#[test]
+fn an_agent_started_with_sign_in_flags_keeps_serving_commands_with_them() {
+    let context = agent_context();
+    let _stopper = AgentStopper(&context);
+    let output = jit(&context, &["agent", "start", "--auth", "cli"]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let started = agent_pid(&context, &["--auth", "cli"]).expect("running");
+
+    // The same flags find the same agent: no replacement, no warning.
+    let (_, stderr) = jit_ok(
+        &context,
+        &["--auth", "cli", "connect", "api-01", "--no-launch"],
+    );
+    assert!(!stderr.contains("no reminders"), "{stderr}");
+    assert!(!stderr.contains("Replaced"), "{stderr}");
+    assert_eq!(agent_pid(&context, &["--auth", "cli"]), Some(started));
+    let (stdout, stderr) = jit_ok(&context, &["--auth", "cli", "status", "-o", "json"]);
+    assert!(!stderr.contains("warning"), "{stderr}");
+    assert_eq!(json(&stdout)["windows"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn signing_in_to_az_as_someone_else_stops_warm_tokens_from_the_old_agent() {
+    let context = agent_context();
+    let _stopper = AgentStopper(&context);
+    let azure = context.home().join(".azure");
+    std::fs::create_dir_all(&azure).expect("az dir");
+    let profile = |user: &str| {
+        format!(
+            "\u{feff}{{\"subscriptions\":[{{\"id\":\"s\",\"isDefault\":true,\"user\":{{\"name\":\"{user}\",\"type\":\"user\"}},\"tenantId\":\"t\"}}]}}"
+        )
+    };
+    std::fs::write(
+        azure.join("azureProfile.json"),
+        profile("alice@contoso.com"),
+    )
+    .expect("write");
+    jit_ok(&context, &["connect", "api-01", "--no-launch"]);
+    jit_ok(&context, &["status", "--refresh"]);
+    let warm = context.emulator.az_calls().len();
+    jit_ok(&context, &["show", "api-01"]);
+    assert_eq!(context.emulator.az_calls().len(), warm, "warm for alice");
+
+    std::fs::write(
+        azure.join("azureProfile.json"),
+        profile("mallory@contoso.com"),
+    )
+    .expect("write");
+    let (_, stderr) = jit_ok(&context, &["show", "api-01"]);
+    assert!(
+        context.emulator.az_calls().len() > warm,
+        "a token for another az account must not come from alice's agent: {stderr}"
+    );
+    let (stdout, _) = jit_ok(&context, &["agent", "status", "-o", "json"]);
+    let problems = json(&stdout)["problems"].to_string();
+    assert!(
+        problems.contains("az:alice@contoso.com") && problems.contains("az:mallory@contoso.com"),
+        "the status says whose agent it is: {problems}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_hands_out_arm_tokens_only() {
+    let context = agent_context();
+    let _stopper = AgentStopper(&context);
+    jit_ok(&context, &["agent", "start"]);
+    let paths = jit_agent::daemon::AgentPaths::new(
+        context.home().join("runtime/jit"),
+        context.home().join("state/jit"),
+    );
+    let mut client = jit_agent::daemon::AgentClient::connect(
+        &paths,
+        env!("CARGO_PKG_VERSION"),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("the agent answers");
+    for scope in [
+        "https://graph.microsoft.com/.default",
+        "https://vault.azure.net/.default",
+    ] {
+        let error = client.token(scope).await.expect_err("not an ARM scope");
+        assert!(error.to_string().contains("tokens for"), "{scope}: {error}");
+    }
+    let token = client
+        .token("https://management.azure.com/.default")
+        .await
+        .expect("the ARM scope is served");
+    assert!(!token.secret.is_empty());
+}
