@@ -8,7 +8,9 @@
 
 pub mod access;
 pub mod format;
+pub mod doctor;
 pub mod inventory;
+pub mod policy;
 pub mod table;
 pub mod windows;
 
