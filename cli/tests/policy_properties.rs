@@ -15,6 +15,7 @@
 mod policy_support;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use jit_agent::access::enable::{
@@ -35,6 +36,9 @@ const VMS: [&str; 4] = ["api-01", "web-01", "batch-01", "cache-01"];
 const NUMBERS: [u16; 5] = [22, 80, 443, 8080, 9000];
 const MAXIMA: [&str; 3] = ["PT1H", "PT2H", "PT3H"];
 const DEFAULT_SEED: u64 = 0x6a69_745f_706f_6c79;
+
+/// How many concurrent changes landed, over every case (the test is no test without).
+static LANDED: AtomicUsize = AtomicUsize::new(0);
 
 /// A port as generated: indexes into the tables above.
 #[derive(Debug, Clone, Copy)]
@@ -363,6 +367,9 @@ async fn run_step(
         .hooks()
         .iter()
         .any(|hook| hook.fired.as_ref().is_some_and(|firing| firing.applied));
+    if landed {
+        LANDED.fetch_add(1, Ordering::Relaxed);
+    }
     if let (Some((vm, change)), true) = (&theirs, landed) {
         match change {
             PolicyChange::RemoveVm { .. } => {
@@ -487,4 +494,9 @@ fn no_unnamed_vm_or_port_changes_and_every_concurrent_change_survives() {
         }
         Err(TestError::Abort(reason)) => panic!("JIT_PROPTEST_SEED={seed}: aborted: {reason}"),
     }
+    assert!(
+        LANDED.load(Ordering::Relaxed) >= cases as usize / 4,
+        "too few concurrent changes landed ({}) for {cases} cases",
+        LANDED.load(Ordering::Relaxed)
+    );
 }

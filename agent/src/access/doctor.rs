@@ -980,7 +980,7 @@ pub fn source_check(vm: &str, ports: &[JitNetworkAccessPortRule], caller: &Publi
             CheckKind::Source,
             vm,
             warnings.join("; "),
-            "pass --source with the exact allowed range you connect from, or ask an admin for an entry that is your address",
+            "nothing to do: jit requests the allowed range itself; for requests that open only your address, ask an admin to add it as an entry of its own",
         );
     }
     let any = ports.iter().all(allows_any);
