@@ -356,7 +356,12 @@ pub struct PolicyExportArgs {
     pub vms: Vec<String>,
 
     /// Every policy of this resource group (in each subscription searched).
-    #[arg(long, short = 'g', value_name = "RESOURCE_GROUP", conflicts_with = "vms")]
+    #[arg(
+        long,
+        short = 'g',
+        value_name = "RESOURCE_GROUP",
+        conflicts_with = "vms"
+    )]
     pub resource_group: Option<String>,
 
     /// Every policy of every subscription searched.

@@ -577,9 +577,8 @@ impl EditCommand {
         for text in &arguments.max_durations {
             let (port, value) = per_port(text, "--max-duration")?;
             let duration = parse_duration(value, "--max-duration")?;
-            check_maximum(duration).map_err(|error| {
-                usage(error.to_string(), "JIT accepts maximums from 5m to 24h")
-            })?;
+            check_maximum(duration)
+                .map_err(|error| usage(error.to_string(), "JIT accepts maximums from 5m to 24h"))?;
             match port {
                 Some(port) => {
                     max_duration.ports.retain(|(number, _)| *number != port);
@@ -669,12 +668,17 @@ impl EditCommand {
 fn per_port<'a>(text: &'a str, flag: &str) -> Result<(Option<u16>, &'a str), CliError> {
     match text.split_once('=') {
         Some((port, value)) => {
-            let port = port.trim().parse::<u16>().ok().filter(|port| *port > 0).ok_or_else(|| {
-                CliError::Usage {
+            let port = port
+                .trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|port| *port > 0)
+                .ok_or_else(|| CliError::Usage {
                     message: format!("{flag} '{text}': '{port}' is not a port number"),
-                    hint: Some(format!("write {flag} VALUE for every port, or {flag} PORT=VALUE")),
-                }
-            })?;
+                    hint: Some(format!(
+                        "write {flag} VALUE for every port, or {flag} PORT=VALUE"
+                    )),
+                })?;
             Ok((Some(port), value))
         }
         None => Ok((None, text)),

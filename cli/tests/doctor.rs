@@ -18,8 +18,8 @@ fn diagnose(context: &TestContext, arguments: &[&str]) -> (i32, Value) {
     all.extend_from_slice(arguments);
     let output = context.run(&all);
     let (stdout, stderr) = text(&output);
-    let document: Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|error| panic!("{error}: {stdout}\n{stderr}"));
+    let document: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|error| panic!("{error}: {stdout}\n{stderr}"));
     (output.status.code().unwrap_or(-1), document)
 }
 
@@ -92,7 +92,11 @@ fn a_configured_running_vm_passes_every_check() {
         "rule_precedence",
         "source",
     ] {
-        assert_eq!(one(&document, check)["status"], "ok", "{check}: {document:#}");
+        assert_eq!(
+            one(&document, check)["status"],
+            "ok",
+            "{check}: {document:#}"
+        );
     }
     assert!(
         one(&document, "defender_plan")["finding"]
@@ -135,7 +139,10 @@ fn every_kind_of_vm_in_the_default_world_names_its_cause() {
         assert_eq!(failed(&document), failing, "{vm}: {document:#}");
         let found = one(&document, check);
         let text = format!("{} {}", found["finding"], found["fix"]);
-        assert!(text.contains(says), "{vm}: {check} should say '{says}': {found:#}");
+        assert!(
+            text.contains(says),
+            "{vm}: {check} should say '{says}': {found:#}"
+        );
     }
     let (_, explicit) = diagnose(&context, &["rg-app/web-01"]);
     assert_eq!(one(&explicit, "source")["status"], "warn");
@@ -210,7 +217,10 @@ async fn a_rule_that_outranks_jits_deny_rule_is_named() {
     let arm = arm(&context.emulator);
     let _: Value = arm
         .put_json(
-            &format!("{}/securityRules/AllowSshFromAnywhere", nsg_path("rg-web", "api-01-nsg")),
+            &format!(
+                "{}/securityRules/AllowSshFromAnywhere",
+                nsg_path("rg-web", "api-01-nsg")
+            ),
             NETWORK_API_VERSION,
             &json!({"properties": {
                 "protocol": "Tcp", "access": "Allow", "direction": "Inbound", "priority": 150,
@@ -240,7 +250,10 @@ fn a_reader_without_the_initiate_permission_is_told_what_is_missing() {
             .env("JIT_AUTH", "service-principal")
             .env("AZURE_TENANT_ID", &context.emulator.info().tenant_id)
             .env("AZURE_CLIENT_ID", "9e1f3a5c-7b2d-4e6f-8a1c-3d5e7f9b2c40")
-            .env("AZURE_CLIENT_SECRET", "jit-reader-secret-not-for-production")
+            .env(
+                "AZURE_CLIENT_SECRET",
+                "jit-reader-secret-not-for-production",
+            )
             .args(arguments)
             .output()
             .expect("jit runs");
@@ -252,16 +265,23 @@ fn a_reader_without_the_initiate_permission_is_told_what_is_missing() {
     assert_eq!(failed(&document), ["permissions"], "{document:#}");
     let check = one(&document, "permissions");
     assert!(
-        check["finding"]
-            .as_str()
-            .is_some_and(|finding| finding.contains("may read but not request access")
-                && finding.contains("jitNetworkAccessPolicies/initiate/action")),
+        check["finding"].as_str().is_some_and(|finding| finding
+            .contains("may read but not request access")
+            && finding.contains("jitNetworkAccessPolicies/initiate/action")),
         "{check:#}"
     );
-    assert!(check["fix"].as_str().is_some_and(|fix| fix.contains("rbac.md")));
+    assert!(
+        check["fix"]
+            .as_str()
+            .is_some_and(|fix| fix.contains("rbac.md"))
+    );
     let (code, document) = reader(&["doctor", "-o", "json"]);
     assert_eq!(code, Some(1));
-    assert_eq!(checks(&document, "permissions").len(), 2, "one per subscription");
+    assert_eq!(
+        checks(&document, "permissions").len(),
+        2,
+        "one per subscription"
+    );
 }
 
 #[test]
@@ -296,7 +316,11 @@ fn an_ipv6_only_caller_is_told_jit_needs_ipv4() {
     assert_eq!(code, 1, "explicit IPv4 ranges and no IPv4: {document:#}");
     let source = one(&document, "source");
     assert_eq!(source["status"], "fail");
-    assert!(source["finding"].as_str().is_some_and(|finding| finding.contains("only an IPv6")));
+    assert!(
+        source["finding"]
+            .as_str()
+            .is_some_and(|finding| finding.contains("only an IPv6"))
+    );
     let (code, document) = diagnose(&context, &["api-01"]);
     assert_eq!(code, 0, "any source: a warning only");
     assert_eq!(one(&document, "source")["status"], "warn");
@@ -318,7 +342,9 @@ fn without_a_vm_doctor_checks_sign_in_plans_and_permissions_and_all_checks_every
     subjects.sort_unstable();
     assert_eq!(
         subjects,
-        ["api-01", "batch-01", "fw-01", "ops-01", "sql-01", "web-01", "web-01"],
+        [
+            "api-01", "batch-01", "fw-01", "ops-01", "sql-01", "web-01", "web-01"
+        ],
         "every configured VM"
     );
 }

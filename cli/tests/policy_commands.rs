@@ -19,7 +19,10 @@ fn writes(context: &TestContext) -> Vec<String> {
         .into_iter()
         .filter(|record| {
             (record.method == "PUT" || record.method == "DELETE")
-                && record.path.to_ascii_lowercase().contains("/jitnetworkaccesspolicies/")
+                && record
+                    .path
+                    .to_ascii_lowercase()
+                    .contains("/jitnetworkaccesspolicies/")
         })
         .map(|record| format!("{} {}", record.method, record.path))
         .collect()
@@ -40,7 +43,10 @@ fn edit_shows_the_change_applies_it_with_yes_and_refuses_without_a_terminal() {
     let output = context.run(&["edit", "api-01", "--add-port", "8443"]);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stdout.contains("+ port 8443"), "the diff is shown first: {stdout}");
+    assert!(
+        stdout.contains("+ port 8443"),
+        "the diff is shown first: {stdout}"
+    );
     assert!(stderr.contains("--yes"), "{stderr}");
     assert!(writes(&context).is_empty());
 
@@ -60,10 +66,22 @@ fn edit_shows_the_change_applies_it_with_yes_and_refuses_without_a_terminal() {
     ]);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
-    assert!(stdout.contains("policy default (rg-web, westeurope)"), "{stdout}");
-    assert!(stdout.contains(&format!("~ port {port}: maximum PT3H → PT1H")), "{stdout}");
-    assert!(stdout.contains("+ port 8443 (TCP) from 203.0.113.0/24, up to PT3H"), "{stdout}");
-    assert!(stderr.contains("the 2 other VMs in it are unchanged"), "{stderr}");
+    assert!(
+        stdout.contains("policy default (rg-web, westeurope)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("~ port {port}: maximum PT3H → PT1H")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("+ port 8443 (TCP) from 203.0.113.0/24, up to PT3H"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("the 2 other VMs in it are unchanged"),
+        "{stderr}"
+    );
     let after = entries(&policy(&context.emulator, &policy_id));
     assert_eq!(after["web-01"], before["web-01"]);
     assert_eq!(after["batch-01"], before["batch-01"]);
@@ -79,13 +97,25 @@ fn edit_shows_the_change_applies_it_with_yes_and_refuses_without_a_terminal() {
     // A port the VM does not have, and a port both added and removed, are usage errors.
     let output = context.run(&["edit", "api-01", "--remove-port", "9999", "--yes"]);
     assert_eq!(output.status.code(), Some(2), "{}", text(&output).1);
-    assert!(text(&output).1.contains("port 9999 is not in the JIT policy of api-01"));
+    assert!(
+        text(&output)
+            .1
+            .contains("port 9999 is not in the JIT policy of api-01")
+    );
     let output = context.run(&["edit", "api-01", "--add-port", "1", "--remove-port", "1"]);
     assert_eq!(output.status.code(), Some(2));
 
     // Removing the last ports takes the VM out of the policy.
     let output = context.run(&[
-        "edit", "api-01", "--remove-port", &port, "--remove-port", "8443", "--yes", "-o", "json",
+        "edit",
+        "api-01",
+        "--remove-port",
+        &port,
+        "--remove-port",
+        "8443",
+        "--yes",
+        "-o",
+        "json",
     ]);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
@@ -142,12 +172,17 @@ fn export_then_apply_is_no_change_and_a_dry_run_writes_nothing() {
 
     // Exporting again gives the same file.
     let again = context.run(&["policy", "export", "--all"]);
-    assert_eq!(text(&again).0, std::fs::read_to_string(&file).expect("read"));
+    assert_eq!(
+        text(&again).0,
+        std::fs::read_to_string(&file).expect("read")
+    );
 
     // A changed file: a dry run shows the change and writes nothing.
-    let edited = std::fs::read_to_string(&file)
-        .expect("read")
-        .replacen("max_duration = \"PT3H\"", "max_duration = \"PT1H\"", 1);
+    let edited = std::fs::read_to_string(&file).expect("read").replacen(
+        "max_duration = \"PT3H\"",
+        "max_duration = \"PT1H\"",
+        1,
+    );
     std::fs::write(&file, &edited).expect("written");
     let output = context.run(&["policy", "apply", path, "--dry-run"]);
     let (stdout, stderr) = text(&output);
@@ -167,10 +202,7 @@ fn diff_exits_one_on_drift_and_apply_makes_azure_match() {
     let exported = text(&output).0;
     assert_eq!(exported.matches("[[policy.vm]]").count(), 3, "{exported}");
     // The file adds cache-01 and leaves batch-01 out.
-    let with_cache = exported.replace(
-        "name = \"batch-01\"",
-        "name = \"cache-01\"",
-    );
+    let with_cache = exported.replace("name = \"batch-01\"", "name = \"cache-01\"");
     std::fs::write(&file, &with_cache).expect("written");
     let path = file.to_str().expect("UTF-8 path");
 
@@ -178,7 +210,10 @@ fn diff_exits_one_on_drift_and_apply_makes_azure_match() {
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1), "drift: {stderr}");
     assert!(stdout.contains("  + cache-01"), "{stdout}");
-    assert!(!stdout.contains("batch-01"), "without --prune, batch-01 is left alone: {stdout}");
+    assert!(
+        !stdout.contains("batch-01"),
+        "without --prune, batch-01 is left alone: {stdout}"
+    );
     assert!(stderr.contains("Drift: 1 VM in 1 policy"), "{stderr}");
 
     let output = context.run(&["policy", "diff", path, "--prune", "-o", "json"]);
@@ -217,7 +252,10 @@ fn diff_exits_one_on_drift_and_apply_makes_azure_match() {
     let output = context.run(&["policy", "apply", path, "--prune", "--yes"]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output).1);
     let after = entries(&policy(&context.emulator, &web_policy()));
-    assert_eq!(after.keys().collect::<Vec<_>>(), ["api-01", "cache-01", "web-01"]);
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        ["api-01", "cache-01", "web-01"]
+    );
     let output = context.run(&["policy", "diff", path, "--prune"]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output).1);
 }
@@ -234,7 +272,10 @@ fn a_bad_policy_file_names_the_line() {
     let output = context.run(&["policy", "diff", file.to_str().expect("UTF-8")]);
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("bad.toml: line 8: unknown field `owner`"), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml: line 8: unknown field `owner`"),
+        "{stderr}"
+    );
     assert!(stderr.contains("docs/policy-file.md"), "{stderr}");
 }
 
@@ -262,7 +303,10 @@ fn apply_reads_a_file_from_stdin() {
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     // The file lists only api-01 of rg-web's policy: --prune would remove the others.
-    assert!(stdout.contains("  - web-01") && stdout.contains("  - batch-01"), "{stdout}");
+    assert!(
+        stdout.contains("  - web-01") && stdout.contains("  - batch-01"),
+        "{stdout}"
+    );
     assert!(writes(&context).is_empty());
 }
 
@@ -304,7 +348,11 @@ fn two_enable_processes_creating_the_same_policy_both_land() {
         assert_eq!(output.status.code(), Some(0), "{}", text(&output).1);
     }
     let after = entries(&policy(&context.emulator, &policy_id));
-    assert_eq!(after.keys().collect::<Vec<_>>(), ["api-01", "web-01"], "{after:?}");
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        ["api-01", "web-01"],
+        "{after:?}"
+    );
 }
 
 #[test]

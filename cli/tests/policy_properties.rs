@@ -77,11 +77,13 @@ impl Port {
 }
 
 fn port() -> impl Strategy<Value = Port> {
-    (0..NUMBERS.len(), 0u8..3, 0u8..3, 0u8..3).prop_map(|(number, protocol, sources, maximum)| Port {
-        number: NUMBERS[number],
-        protocol,
-        sources,
-        maximum,
+    (0..NUMBERS.len(), 0u8..3, 0u8..3, 0u8..3).prop_map(|(number, protocol, sources, maximum)| {
+        Port {
+            number: NUMBERS[number],
+            protocol,
+            sources,
+            maximum,
+        }
     })
 }
 
@@ -100,10 +102,23 @@ fn ports() -> impl Strategy<Value = Vec<Port>> {
 
 #[derive(Debug, Clone)]
 enum Step {
-    Enable { vm: usize, ports: Vec<Port> },
-    Edit { vm: usize, add: Option<Port>, remove: Option<usize>, maximum: Option<u8> },
-    Disable { vm: usize },
-    Apply { entries: Vec<(usize, Vec<Port>)>, prune: bool },
+    Enable {
+        vm: usize,
+        ports: Vec<Port>,
+    },
+    Edit {
+        vm: usize,
+        add: Option<Port>,
+        remove: Option<usize>,
+        maximum: Option<u8>,
+    },
+    Disable {
+        vm: usize,
+    },
+    Apply {
+        entries: Vec<(usize, Vec<Port>)>,
+        prune: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -123,21 +138,36 @@ struct Case {
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         (0..VMS.len(), ports()).prop_map(|(vm, ports)| Step::Enable { vm, ports }),
-        (0..VMS.len(), prop::option::of(port()), prop::option::of(0usize..3), prop::option::of(0u8..3))
-            .prop_map(|(vm, add, remove, maximum)| Step::Edit { vm, add, remove, maximum }),
+        (
+            0..VMS.len(),
+            prop::option::of(port()),
+            prop::option::of(0usize..3),
+            prop::option::of(0u8..3)
+        )
+            .prop_map(|(vm, add, remove, maximum)| Step::Edit {
+                vm,
+                add,
+                remove,
+                maximum
+            }),
         (0..VMS.len()).prop_map(|vm| Step::Disable { vm }),
-        (prop::collection::vec((0..VMS.len(), ports()), 0..=3), any::<bool>())
+        (
+            prop::collection::vec((0..VMS.len(), ports()), 0..=3),
+            any::<bool>()
+        )
             .prop_map(|(entries, prune)| Step::Apply { entries, prune }),
     ]
 }
 
 fn writer() -> impl Strategy<Value = Writer> {
-    (any::<bool>(), 0..VMS.len(), any::<bool>(), ports()).prop_map(|(after_get, vm, remove, ports)| Writer {
-        after_get,
-        vm,
-        remove,
-        ports,
-    })
+    (any::<bool>(), 0..VMS.len(), any::<bool>(), ports()).prop_map(
+        |(after_get, vm, remove, ports)| Writer {
+            after_get,
+            vm,
+            remove,
+            ports,
+        },
+    )
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -159,7 +189,11 @@ fn seconds(iso: &str) -> i64 {
 }
 
 fn key(rule: &JitNetworkAccessPortRule) -> Key {
-    let mut sources: Vec<String> = rule.allowed_sources().iter().map(|source| (*source).to_owned()).collect();
+    let mut sources: Vec<String> = rule
+        .allowed_sources()
+        .iter()
+        .map(|source| (*source).to_owned())
+        .collect();
     sources.sort();
     (
         u64::from(rule.number),
@@ -182,7 +216,9 @@ fn observed(emulator: &Emulator) -> Model {
         .map(|(vm, ports)| {
             let mut ports: Vec<Key> = ports
                 .into_iter()
-                .map(|(number, protocol, sources, maximum)| (number, protocol, sources, seconds(&maximum)))
+                .map(|(number, protocol, sources, maximum)| {
+                    (number, protocol, sources, seconds(&maximum))
+                })
                 .collect();
             ports.sort();
             (vm, ports)
@@ -239,9 +275,12 @@ fn reset(emulator: &Emulator, case: &Case) -> Model {
 /// The VMs a step names (given the model as the step plans against it).
 fn named(step: &Step, model: &Model) -> Vec<String> {
     match step {
-        Step::Enable { vm, .. } | Step::Edit { vm, .. } | Step::Disable { vm } => vec![VMS[*vm].to_owned()],
+        Step::Enable { vm, .. } | Step::Edit { vm, .. } | Step::Disable { vm } => {
+            vec![VMS[*vm].to_owned()]
+        }
         Step::Apply { entries, prune } => {
-            let mut named: Vec<String> = entries.iter().map(|(vm, _)| VMS[*vm].to_owned()).collect();
+            let mut named: Vec<String> =
+                entries.iter().map(|(vm, _)| VMS[*vm].to_owned()).collect();
             if *prune {
                 named.extend(model.keys().cloned());
             }
@@ -268,21 +307,38 @@ async fn run_step(
             .map(|offset| VMS[(writer.vm + offset) % VMS.len()])
             .find(|vm| !names.iter().any(|name| name == vm))?;
         let change = if writer.remove && model.contains_key(vm) {
-            PolicyChange::RemoveVm { vm_id: vm_id("rg-web", vm) }
+            PolicyChange::RemoveVm {
+                vm_id: vm_id("rg-web", vm),
+            }
         } else {
-            PolicyChange::UpsertVm { virtual_machine: entry_json(vm, &writer.ports) }
+            PolicyChange::UpsertVm {
+                virtual_machine: entry_json(vm, &writer.ports),
+            }
         };
-        let point = if writer.after_get { HookPoint::AfterGet } else { HookPoint::FailedPut };
-        emulator.add_hook(HookSpec::new(&policy_id, point, change.clone())).ok()?;
+        let point = if writer.after_get {
+            HookPoint::AfterGet
+        } else {
+            HookPoint::FailedPut
+        };
+        emulator
+            .add_hook(HookSpec::new(&policy_id, point, change.clone()))
+            .ok()?;
         Some((vm, change))
     });
 
     // The port an edit removes, picked from the VM's ports as planned.
     let edit_remove: Vec<u16> = match step {
-        Step::Edit { vm, add, remove, .. } => {
+        Step::Edit {
+            vm, add, remove, ..
+        } => {
             let current: Vec<u16> = model
                 .get(VMS[*vm])
-                .map(|ports| ports.iter().map(|port| u16::try_from(port.0).unwrap_or(0)).collect())
+                .map(|ports| {
+                    ports
+                        .iter()
+                        .map(|port| u16::try_from(port.0).unwrap_or(0))
+                        .collect()
+                })
                 .unwrap_or_default();
             remove
                 .and_then(|index| current.get(index % current.len().max(1)).copied())
@@ -296,17 +352,25 @@ async fn run_step(
     let result: Result<(), ChangeError> = match step {
         Step::Enable { vm, ports } => {
             let rules = ports.iter().map(|port| port.rule()).collect();
-            enable_with(arm, &placement(VMS[*vm]), rules, &options()).await.map(|_| ())
+            enable_with(arm, &placement(VMS[*vm]), rules, &options())
+                .await
+                .map(|_| ())
         }
-        Step::Disable { vm } => disable_with(arm, &placement(VMS[*vm]), &options()).await.map(|_| ()),
-        Step::Edit { vm, add, maximum, .. } => {
+        Step::Disable { vm } => disable_with(arm, &placement(VMS[*vm]), &options())
+            .await
+            .map(|_| ()),
+        Step::Edit {
+            vm, add, maximum, ..
+        } => {
             let change = PortsChange {
                 add: add.iter().map(|port| port.number).collect(),
                 protocol: add.map_or(JitProtocol::All, Port::protocol),
                 remove: edit_remove.clone(),
                 max_duration: PerPort {
                     every: maximum.map(|index| {
-                        MAXIMA[usize::from(index)].parse::<jiff::SignedDuration>().unwrap_or_default()
+                        MAXIMA[usize::from(index)]
+                            .parse::<jiff::SignedDuration>()
+                            .unwrap_or_default()
                     }),
                     ports: Vec::new(),
                 },
@@ -392,7 +456,12 @@ async fn run_step(
         (Step::Disable { vm }, Ok(())) => {
             expected.remove(VMS[*vm]);
         }
-        (Step::Edit { vm, add, maximum, .. }, Ok(())) => {
+        (
+            Step::Edit {
+                vm, add, maximum, ..
+            },
+            Ok(()),
+        ) => {
             if let Some(ports) = expected.get(VMS[*vm]).cloned() {
                 // Ours, from the request: the added port (replacing one of that number,
                 // with the default sources), the maximum on every other port, the
@@ -401,7 +470,8 @@ async fn run_step(
                 let maximum = maximum.map(|index| seconds(MAXIMA[usize::from(index)]));
                 for mut port in ports {
                     let number = u16::try_from(port.0).unwrap_or(0);
-                    if add.is_some_and(|add| add.number == number) || edit_remove.contains(&number) {
+                    if add.is_some_and(|add| add.number == number) || edit_remove.contains(&number)
+                    {
                         continue;
                     }
                     if let Some(maximum) = maximum {

@@ -16,9 +16,7 @@ use jit_agent::access::enable::{
     enable_with, plan_ports_change, port_rules,
 };
 use jit_agent::azure::models::JitProtocol;
-use jit_emulator::{
-    Emulator, FaultKind, FaultSpec, HookPoint, HookSpec, PolicyChange, World,
-};
+use jit_emulator::{Emulator, FaultKind, FaultSpec, HookPoint, HookSpec, PolicyChange, World};
 use policy_support::{arm, entries, entry, policy, policy_requests, vm_id, web_policy};
 use serde_json::json;
 
@@ -102,8 +100,13 @@ async fn enable_keeps_a_change_made_after_our_first_read_and_one_made_during_a_f
         ))
         .expect("hook");
 
-    let rules = port_rules(&[22, 8080], &JitProtocol::Tcp, &["*".to_owned()], jiff::SignedDuration::from_hours(2))
-        .expect("rules");
+    let rules = port_rules(
+        &[22, 8080],
+        &JitProtocol::Tcp,
+        &["*".to_owned()],
+        jiff::SignedDuration::from_hours(2),
+    )
+    .expect("rules");
     let change = enable_with(&arm, &placement("cache-01"), rules, &options())
         .await
         .expect("enabled");
@@ -112,9 +115,18 @@ async fn enable_keeps_a_change_made_after_our_first_read_and_one_made_during_a_f
     assert_eq!(fired(&emulator), [true, true]);
 
     let after = entries(&policy(&emulator, &policy_id));
-    assert_eq!(after["web-01"][0].0, 2222, "their change after our read survives");
-    assert!(!after.contains_key("batch-01"), "their removal during our failed write survives");
-    assert_eq!(after["api-01"], before["api-01"], "what nobody named is unchanged");
+    assert_eq!(
+        after["web-01"][0].0, 2222,
+        "their change after our read survives"
+    );
+    assert!(
+        !after.contains_key("batch-01"),
+        "their removal during our failed write survives"
+    );
+    assert_eq!(
+        after["api-01"], before["api-01"],
+        "what nobody named is unchanged"
+    );
     let ours: Vec<u64> = after["cache-01"].iter().map(|port| port.0).collect();
     assert_eq!(ours, [22, 8080], "ours landed");
     assert_reread_before_every_retry(&policy_requests(&emulator, &policy_id));
@@ -126,7 +138,12 @@ async fn a_retried_put_after_a_transient_503_reads_and_merges_again_first() {
     let arm = arm(&emulator);
     let policy_id = web_policy();
     // A plain 503 (no other writer) on the first PUT, and a reset on the second.
-    for kind in [FaultKind::ServiceUnavailable { retry_after_seconds: None }, FaultKind::ConnectionReset] {
+    for kind in [
+        FaultKind::ServiceUnavailable {
+            retry_after_seconds: None,
+        },
+        FaultKind::ConnectionReset,
+    ] {
         emulator
             .inject_fault(FaultSpec {
                 method: Some("PUT".to_owned()),
@@ -138,7 +155,13 @@ async fn a_retried_put_after_a_transient_503_reads_and_merges_again_first() {
             })
             .expect("fault");
     }
-    let rules = port_rules(&[22], &JitProtocol::All, &[], jiff::SignedDuration::from_hours(3)).expect("rules");
+    let rules = port_rules(
+        &[22],
+        &JitProtocol::All,
+        &[],
+        jiff::SignedDuration::from_hours(3),
+    )
+    .expect("rules");
     let change = enable_with(&arm, &placement("cache-01"), rules, &options())
         .await
         .expect("enabled after two transient failures");
@@ -205,7 +228,10 @@ async fn edit_changes_only_the_named_ports_and_keeps_concurrent_changes() {
     ];
     expected.sort();
     assert_eq!(api, expected, "ours changed, theirs kept on the same VM");
-    assert_eq!(after["cache-01"][0].0, 22, "their VM added during our failed write survives");
+    assert_eq!(
+        after["cache-01"][0].0, 22,
+        "their VM added during our failed write survives"
+    );
     assert_reread_before_every_retry(&policy_requests(&emulator, &policy_id));
 
     // The last port removed takes the VM out of the policy.
@@ -275,7 +301,11 @@ async fn disable_keeps_concurrent_changes_and_never_deletes_a_vm_added_meanwhile
     let change = disable_with(&arm, &placement("api-01"), &options())
         .await
         .expect("disabled");
-    assert_eq!(change.outcome, ChangeOutcome::Removed, "not deleted: their VM is in it");
+    assert_eq!(
+        change.outcome,
+        ChangeOutcome::Removed,
+        "not deleted: their VM is in it"
+    );
     let after = entries(&policy(&emulator, &policy_id));
     assert_eq!(after.keys().collect::<Vec<_>>(), ["cache-01"]);
     assert!(
@@ -303,7 +333,13 @@ async fn creating_a_policy_merges_into_one_created_by_someone_else_meanwhile() {
         .expect("no policy in rg-web");
     // Our planning read finds nothing; another client creates the policy before our
     // write, within our read-before-write: our fresh read sees it and merges.
-    let rules = port_rules(&[22], &JitProtocol::All, &[], jiff::SignedDuration::from_hours(3)).expect("rules");
+    let rules = port_rules(
+        &[22],
+        &JitProtocol::All,
+        &[],
+        jiff::SignedDuration::from_hours(3),
+    )
+    .expect("rules");
     let planned = jit_agent::access::enable::plan_enable(&arm, &placement("cache-01"), rules)
         .await
         .expect("planned");
@@ -319,7 +355,11 @@ async fn creating_a_policy_merges_into_one_created_by_someone_else_meanwhile() {
         )
         .expect("someone else creates it");
     let change = commit(&arm, &planned, &options()).await.expect("committed");
-    assert_eq!(change.outcome, ChangeOutcome::Added, "merged, not created over theirs");
+    assert_eq!(
+        change.outcome,
+        ChangeOutcome::Added,
+        "merged, not created over theirs"
+    );
     let after = entries(&policy(&emulator, &policy_id));
     assert_eq!(after.keys().collect::<Vec<_>>(), ["api-01", "cache-01"]);
 
@@ -328,7 +368,13 @@ async fn creating_a_policy_merges_into_one_created_by_someone_else_meanwhile() {
     emulator
         .apply_change(&policy_id, &PolicyChange::DeletePolicy)
         .expect("deleted");
-    let rules = port_rules(&[22], &JitProtocol::All, &[], jiff::SignedDuration::from_hours(3)).expect("rules");
+    let rules = port_rules(
+        &[22],
+        &JitProtocol::All,
+        &[],
+        jiff::SignedDuration::from_hours(3),
+    )
+    .expect("rules");
     let planned = jit_agent::access::enable::plan_enable(&arm, &placement("cache-01"), rules)
         .await
         .expect("planned");

@@ -134,7 +134,12 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(check: CheckKind, subject: &str, status: CheckStatus, finding: impl Into<String>) -> Self {
+    fn new(
+        check: CheckKind,
+        subject: &str,
+        status: CheckStatus,
+        finding: impl Into<String>,
+    ) -> Self {
         Self {
             check,
             subject: subject.to_owned(),
@@ -148,11 +153,21 @@ impl Check {
         Self::new(check, subject, CheckStatus::Ok, finding)
     }
 
-    fn warn(check: CheckKind, subject: &str, finding: impl Into<String>, fix: impl Into<String>) -> Self {
+    fn warn(
+        check: CheckKind,
+        subject: &str,
+        finding: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
         Self::new(check, subject, CheckStatus::Warn, finding).with_fix(fix)
     }
 
-    fn fail(check: CheckKind, subject: &str, finding: impl Into<String>, fix: impl Into<String>) -> Self {
+    fn fail(
+        check: CheckKind,
+        subject: &str,
+        finding: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
         Self::new(check, subject, CheckStatus::Fail, finding).with_fix(fix)
     }
 
@@ -168,7 +183,8 @@ impl Check {
         } else {
             CheckStatus::Fail
         };
-        Self::new(check, subject, status, format!("could not {what}: {error}")).with_fix(error.hint())
+        Self::new(check, subject, status, format!("could not {what}: {error}"))
+            .with_fix(error.hint())
     }
 }
 
@@ -177,7 +193,8 @@ pub mod actions {
     /// Read (and list) JIT policies.
     pub const READ_POLICIES: &str = "Microsoft.Security/locations/jitNetworkAccessPolicies/read";
     /// Request access.
-    pub const INITIATE: &str = "Microsoft.Security/locations/jitNetworkAccessPolicies/initiate/action";
+    pub const INITIATE: &str =
+        "Microsoft.Security/locations/jitNetworkAccessPolicies/initiate/action";
     /// Enable or edit JIT.
     pub const WRITE_POLICIES: &str = "Microsoft.Security/locations/jitNetworkAccessPolicies/write";
     /// Defender for Cloud checks it on the VM when a policy covering it is written.
@@ -220,7 +237,10 @@ pub fn permissions_check(subject: &str, permissions: &[Permission]) -> Check {
             CheckKind::Permissions,
             subject,
             format!("{what}: missing {}", lacking.join(", ")),
-            format!("ask an administrator to grant {}; {docs}", lacking.join(", ")),
+            format!(
+                "ask an administrator to grant {}; {docs}",
+                lacking.join(", ")
+            ),
         );
     }
     if !write.is_empty() {
@@ -260,7 +280,11 @@ pub async fn defender_plan_check(arm: &ArmClient, subscription_id: &str, subject
     let fix = "turn on Defender for Servers Plan 2 for the subscription (Defender for Cloud → Environment settings → Defender plans), or ask its owner";
     match (pricing.tier(), pricing.sub_plan()) {
         (Some(PricingTier::Standard), Some(plan)) if plan.eq_ignore_ascii_case(JIT_SUB_PLAN) => {
-            Check::ok(CheckKind::DefenderPlan, subject, "Defender for Servers Plan 2 is on")
+            Check::ok(
+                CheckKind::DefenderPlan,
+                subject,
+                "Defender for Servers Plan 2 is on",
+            )
         }
         (Some(PricingTier::Standard), None) => Check::ok(
             CheckKind::DefenderPlan,
@@ -362,7 +386,11 @@ pub async fn diagnose_vm(
     let mut checks = Vec::new();
     let permissions = async {
         match mode {
-            VmChecks::Connect => Some(PermissionsClient::new(arm.clone()).list_for_scope(vm_id).await),
+            VmChecks::Connect => Some(
+                PermissionsClient::new(arm.clone())
+                    .list_for_scope(vm_id)
+                    .await,
+            ),
             VmChecks::Protection => None,
         }
     };
@@ -380,7 +408,12 @@ pub async fn diagnose_vm(
     let details = match details {
         Ok(details) => details,
         Err(error) => {
-            checks.push(Check::from_error(CheckKind::Vm, name, "read the VM", &error));
+            checks.push(Check::from_error(
+                CheckKind::Vm,
+                name,
+                "read the VM",
+                &error,
+            ));
             return checks;
         }
     };
@@ -398,21 +431,35 @@ pub async fn diagnose_vm(
                 .map_or_else(|| "OS unknown".to_owned(), ToString::to_string)
         ),
     ));
-    let entry = entries_for_vm(context.policies, &details.id).into_iter().next();
+    let entry = entries_for_vm(context.policies, &details.id)
+        .into_iter()
+        .next();
     let firewall = firewall_of(&details, context.topology, entry.as_ref());
     if mode == VmChecks::Connect {
         checks.push(power_check(&details));
         checks.push(address_check(&details, firewall.as_ref()));
     }
     let security_groups = security_group_ids(&details);
-    checks.push(security_group_check(&details, &security_groups, firewall.as_ref()));
-    checks.push(policy_check(&details, entry.as_ref(), !security_groups.is_empty() || firewall.is_some()));
+    checks.push(security_group_check(
+        &details,
+        &security_groups,
+        firewall.as_ref(),
+    ));
+    checks.push(policy_check(
+        &details,
+        entry.as_ref(),
+        !security_groups.is_empty() || firewall.is_some(),
+    ));
     checks.push(name_length_check(&details, entry.as_ref()));
     if let Some(entry) = &entry {
         let groups = read_security_groups(arm, &security_groups).await;
         checks.extend(rule_checks(&details, entry, &groups));
         if let (VmChecks::Connect, Some(caller)) = (mode, context.caller) {
-            checks.push(source_check(&details.name, &entry.virtual_machine.ports, caller));
+            checks.push(source_check(
+                &details.name,
+                &entry.virtual_machine.ports,
+                caller,
+            ));
         }
     }
     checks
@@ -450,7 +497,11 @@ async fn read_security_groups(
 }
 
 /// Where an Azure Firewall fronts the VM: the policy's address, else the topology's.
-fn firewall_of(details: &VmDetails, topology: &NetworkTopology, entry: Option<&PolicyEntry>) -> Option<String> {
+fn firewall_of(
+    details: &VmDetails,
+    topology: &NetworkTopology,
+    entry: Option<&PolicyEntry>,
+) -> Option<String> {
     if let Some(address) = entry.and_then(|entry| entry.virtual_machine.public_ip_address.clone()) {
         return Some(address);
     }
@@ -490,11 +541,18 @@ fn address_check(details: &VmDetails, firewall: Option<&String>) -> Check {
             format!("behind an Azure Firewall ({firewall}); JIT opens the port there"),
         );
     }
-    let public = details.interfaces.iter().find_map(|interface| interface.public_ip.as_ref());
+    let public = details
+        .interfaces
+        .iter()
+        .find_map(|interface| interface.public_ip.as_ref());
     match public {
         Some(public) => match (&public.address, &public.fqdn) {
-            (Some(address), _) => Check::ok(CheckKind::Address, name, format!("public IP {address}")),
-            (None, Some(fqdn)) => Check::ok(CheckKind::Address, name, format!("public DNS name {fqdn}")),
+            (Some(address), _) => {
+                Check::ok(CheckKind::Address, name, format!("public IP {address}"))
+            }
+            (None, Some(fqdn)) => {
+                Check::ok(CheckKind::Address, name, format!("public DNS name {fqdn}"))
+            }
             (None, None) => Check::warn(
                 CheckKind::Address,
                 name,
@@ -522,7 +580,11 @@ fn security_group_check(details: &VmDetails, ids: &[String], firewall: Option<&S
     let name = details.name.as_str();
     if !ids.is_empty() {
         let names: Vec<&str> = ids.iter().map(|id| name_of_id(id)).collect();
-        return Check::ok(CheckKind::NetworkSecurityGroup, name, format!("NSG {}", names.join(", ")));
+        return Check::ok(
+            CheckKind::NetworkSecurityGroup,
+            name,
+            format!("NSG {}", names.join(", ")),
+        );
     }
     if firewall.is_some() {
         return Check::ok(
@@ -563,7 +625,9 @@ fn policy_check(details: &VmDetails, entry: Option<&PolicyEntry>, supported: boo
             CheckKind::Policy,
             name,
             "no JIT policy covers it",
-            format!("an admin can enable it: `jit enable {name}` (or `jit connect {name} --enable`)"),
+            format!(
+                "an admin can enable it: `jit enable {name}` (or `jit connect {name} --enable`)"
+            ),
         ),
         None => Check::fail(
             CheckKind::Policy,
@@ -578,12 +642,7 @@ fn policy_name(policy: &JitNetworkAccessPolicy) -> String {
     policy
         .name
         .clone()
-        .or_else(|| {
-            policy
-                .id
-                .as_deref()
-                .map(|id| name_of_id(id).to_owned())
-        })
+        .or_else(|| policy.id.as_deref().map(|id| name_of_id(id).to_owned()))
         .unwrap_or_else(|| DEFAULT_POLICY_NAME.to_owned())
 }
 
@@ -597,9 +656,7 @@ pub fn describe_rule(rule: &JitNetworkAccessPortRule) -> String {
     };
     format!(
         "port {} ({}) from {sources}, up to {}",
-        rule.number,
-        rule.protocol,
-        rule.max_request_access_duration
+        rule.number, rule.protocol, rule.max_request_access_duration
     )
 }
 
@@ -607,7 +664,10 @@ fn name_length_check(details: &VmDetails, entry: Option<&PolicyEntry>) -> Check 
     let vm = details.name.as_str();
     let (policy, assumed) = match entry {
         Some(entry) => (policy_name(&entry.policy), ""),
-        None => (DEFAULT_POLICY_NAME.to_owned(), " (the portal's policy name)"),
+        None => (
+            DEFAULT_POLICY_NAME.to_owned(),
+            " (the portal's policy name)",
+        ),
     };
     let length = policy.chars().count() + vm.chars().count();
     if length > MAX_POLICY_AND_VM_NAME {
@@ -623,7 +683,9 @@ fn name_length_check(details: &VmDetails, entry: Option<&PolicyEntry>) -> Check 
         Check::ok(
             CheckKind::NameLength,
             vm,
-            format!("policy '{policy}'{assumed} and VM name: {length} of {MAX_POLICY_AND_VM_NAME} characters"),
+            format!(
+                "policy '{policy}'{assumed} and VM name: {length} of {MAX_POLICY_AND_VM_NAME} characters"
+            ),
         )
     }
 }
@@ -690,7 +752,10 @@ fn rule_checks(
                 .filter(|rule| rule.is_jit_deny() && rule.covers(port.number, &port.protocol))
                 .min_by_key(|rule| rule.priority);
             match deny {
-                Some(deny) => covered.push(format!("{} in {group_name} (priority {})", port.number, deny.priority)),
+                Some(deny) => covered.push(format!(
+                    "{} in {group_name} (priority {})",
+                    port.number, deny.priority
+                )),
                 None => missing.push(format!("port {} in NSG {group_name}", port.number)),
             }
             for rule in rules.iter().filter(|rule| {
@@ -699,7 +764,10 @@ fn rule_checks(
                     && deny.is_none_or(|deny| rule.priority < deny.priority)
             }) {
                 let rank = match deny {
-                    Some(deny) => format!("priority {}, ahead of JIT's {}", rule.priority, deny.priority),
+                    Some(deny) => format!(
+                        "priority {}, ahead of JIT's {}",
+                        rule.priority, deny.priority
+                    ),
                     None => format!("priority {}, and JIT's deny rule is gone", rule.priority),
                 };
                 let line = match rule.access {
@@ -798,8 +866,14 @@ impl<'a> RuleView<'a> {
             priority: properties.priority?,
             access: properties.access.clone()?,
             inbound: properties.direction.as_ref() != Some(&SecurityRuleDirection::Outbound),
-            protocol: properties.protocol.clone().unwrap_or(SecurityRuleProtocol::Any),
-            sources: both(&properties.source_address_prefix, &properties.source_address_prefixes),
+            protocol: properties
+                .protocol
+                .clone()
+                .unwrap_or(SecurityRuleProtocol::Any),
+            sources: both(
+                &properties.source_address_prefix,
+                &properties.source_address_prefixes,
+            ),
             destinations: both(
                 &properties.destination_address_prefix,
                 &properties.destination_address_prefixes,
@@ -829,10 +903,13 @@ impl<'a> RuleView<'a> {
             (SecurityRuleProtocol::Any, _) | (_, JitProtocol::All) => {
                 matches!(
                     self.protocol,
-                    SecurityRuleProtocol::Any | SecurityRuleProtocol::Tcp | SecurityRuleProtocol::Udp
+                    SecurityRuleProtocol::Any
+                        | SecurityRuleProtocol::Tcp
+                        | SecurityRuleProtocol::Udp
                 )
             }
-            (SecurityRuleProtocol::Tcp, JitProtocol::Tcp) | (SecurityRuleProtocol::Udp, JitProtocol::Udp) => true,
+            (SecurityRuleProtocol::Tcp, JitProtocol::Tcp)
+            | (SecurityRuleProtocol::Udp, JitProtocol::Udp) => true,
             _ => false,
         };
         protocol_matches && self.ports.iter().any(|range| port_in_range(range, port))
@@ -843,7 +920,10 @@ impl<'a> RuleView<'a> {
     fn reaches(&self, destination: Option<IpAddr>) -> bool {
         self.destinations.iter().any(|prefix| {
             let prefix = prefix.trim();
-            if prefix == "*" || prefix.eq_ignore_ascii_case("any") || prefix.eq_ignore_ascii_case("VirtualNetwork") {
+            if prefix == "*"
+                || prefix.eq_ignore_ascii_case("any")
+                || prefix.eq_ignore_ascii_case("VirtualNetwork")
+            {
                 return true;
             }
             let Some(destination) = destination else {
@@ -852,7 +932,11 @@ impl<'a> RuleView<'a> {
             prefix
                 .parse::<IpNet>()
                 .map(|network| network.contains(&destination))
-                .or_else(|_| prefix.parse::<IpAddr>().map(|address| address == destination))
+                .or_else(|_| {
+                    prefix
+                        .parse::<IpAddr>()
+                        .map(|address| address == destination)
+                })
                 .unwrap_or(false)
         })
     }
@@ -919,12 +1003,20 @@ pub fn source_check(vm: &str, ports: &[JitNetworkAccessPortRule], caller: &Publi
         } else {
             format!(
                 "you have only an IPv6 address ({}); JIT rules are IPv4",
-                ipv6.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                ipv6.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         };
         let fix = "connect over IPv4 (another network or a VPN with an IPv4 exit), or pass --source with your IPv4 exit address";
         return if any_everywhere {
-            Check::warn(CheckKind::Source, vm, format!("{finding}; the policy allows any source, so `--source any` works"), fix)
+            Check::warn(
+                CheckKind::Source,
+                vm,
+                format!("{finding}; the policy allows any source, so `--source any` works"),
+                fix,
+            )
         } else {
             Check::fail(CheckKind::Source, vm, finding, fix)
         };
@@ -962,7 +1054,11 @@ pub fn source_check(vm: &str, ports: &[JitNetworkAccessPortRule], caller: &Publi
         }
     }
     if !fails.is_empty() {
-        let ports_named: Vec<String> = ports.iter().filter(|port| !allows_any(port)).map(|port| port.number.to_string()).collect();
+        let ports_named: Vec<String> = ports
+            .iter()
+            .filter(|port| !allows_any(port))
+            .map(|port| port.number.to_string())
+            .collect();
         let mut finding = fails;
         finding.extend(warnings);
         return Check::fail(
@@ -1019,7 +1115,14 @@ mod tests {
     use crate::access::my_ip::SourceAnswer;
     use crate::azure::models::SecurityRulePropertiesFormat;
 
-    fn rule(name: &str, priority: i32, access: &str, ports: &str, source: &str, destination: &str) -> SecurityRule {
+    fn rule(
+        name: &str,
+        priority: i32,
+        access: &str,
+        ports: &str,
+        source: &str,
+        destination: &str,
+    ) -> SecurityRule {
         SecurityRule {
             name: Some(name.to_owned()),
             properties: Some(SecurityRulePropertiesFormat {
@@ -1048,7 +1151,14 @@ mod tests {
         assert!(!view.reaches("10.2.0.5".parse().ok()));
         assert!(view.from_anyone());
         assert!(!view.is_jit());
-        let deny = rule("SecurityCenter-JITRule_-1105480617_9EF6", 4096, "Deny", "22", "*", "10.1.0.5");
+        let deny = rule(
+            "SecurityCenter-JITRule_-1105480617_9EF6",
+            4096,
+            "Deny",
+            "22",
+            "*",
+            "10.1.0.5",
+        );
         assert!(RuleView::of(&deny).expect("complete").is_jit_deny());
         assert!(port_in_range("*", 1));
         assert!(!port_in_range("x-y", 1));
@@ -1079,8 +1189,19 @@ mod tests {
         assert!(inside.finding.contains("as strings"), "{}", inside.finding);
         let outside = source_check("web-01", &ranges, &public(&[("https://a", "192.0.2.9")]));
         assert_eq!(outside.status, CheckStatus::Fail);
-        assert!(outside.fix.as_deref().unwrap_or_default().contains("--allowed-source 22=192.0.2.9"));
-        let exact = vec![port_rule(22, JitProtocol::All, &["192.0.2.9".to_owned()], "PT1H")];
+        assert!(
+            outside
+                .fix
+                .as_deref()
+                .unwrap_or_default()
+                .contains("--allowed-source 22=192.0.2.9")
+        );
+        let exact = vec![port_rule(
+            22,
+            JitProtocol::All,
+            &["192.0.2.9".to_owned()],
+            "PT1H",
+        )];
         assert_eq!(
             source_check("web-01", &exact, &public(&[("https://a", "192.0.2.9")])).status,
             CheckStatus::Ok
@@ -1109,12 +1230,19 @@ mod tests {
         };
         let check = permissions_check("web-01", &[reader]);
         assert_eq!(check.status, CheckStatus::Fail);
-        assert!(check.finding.contains("may read but not request access"), "{}", check.finding);
+        assert!(
+            check.finding.contains("may read but not request access"),
+            "{}",
+            check.finding
+        );
         assert!(check.finding.contains(actions::INITIATE));
         let owner = Permission {
             actions: vec!["*".to_owned()],
             ..Permission::default()
         };
-        assert_eq!(permissions_check("web-01", &[owner]).status, CheckStatus::Ok);
+        assert_eq!(
+            permissions_check("web-01", &[owner]).status,
+            CheckStatus::Ok
+        );
     }
 }

@@ -296,11 +296,20 @@ impl VmPlacement {
 
 /// The name at the end of a VM id.
 fn vm_name_of(vm_id: &str) -> &str {
-    vm_id.trim_end_matches('/').rsplit('/').next().unwrap_or(vm_id)
+    vm_id
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(vm_id)
 }
 
 /// The id of policy `name` in a resource group and region.
-pub fn policy_id_for(subscription_id: &str, resource_group: &str, location: &str, name: &str) -> String {
+pub fn policy_id_for(
+    subscription_id: &str,
+    resource_group: &str,
+    location: &str,
+    name: &str,
+) -> String {
     format!(
         "/subscriptions/{subscription_id}/resourceGroups/{resource_group}/providers/Microsoft.Security/locations/{location}/jitNetworkAccessPolicies/{name}"
     )
@@ -477,9 +486,7 @@ pub fn merge(
     location: &str,
     edits: &[VmEdit],
 ) -> Result<Merged, ChangeError> {
-    let mut policy = current
-        .cloned()
-        .unwrap_or_else(|| new_policy(location));
+    let mut policy = current.cloned().unwrap_or_else(|| new_policy(location));
     policy.properties.provisioning_state = None;
     for edit in edits {
         let entries = &mut policy.properties.virtual_machines;
@@ -613,7 +620,10 @@ pub fn check_unnamed_untouched(
     written: &JitNetworkAccessPolicy,
     edits: &[VmEdit],
 ) -> Result<(), String> {
-    match unnamed_differences(read, Some(written), edits).into_iter().next() {
+    match unnamed_differences(read, Some(written), edits)
+        .into_iter()
+        .next()
+    {
         Some(difference) => Err(difference),
         None => Ok(()),
     }
@@ -633,7 +643,9 @@ pub fn unnamed_differences(
             .find(|edit| same_resource_id(edit.vm_id(), &diff.vm_id));
         match edit {
             None => differences.push(describe_unnamed(&diff)),
-            Some(VmEdit::EditPorts { edits: port_edits, .. }) => {
+            Some(VmEdit::EditPorts {
+                edits: port_edits, ..
+            }) => {
                 let unnamed = |ports: &Option<Vec<JitNetworkAccessPortRule>>| {
                     ports
                         .iter()
@@ -699,7 +711,9 @@ pub fn check_landed(
                         .collect::<Vec<_>>()
                 };
                 if !same_ports(&named(&wanted.ports), &named(&found.ports)) {
-                    return Err(format!("the ports of VM {name} differ from what was written"));
+                    return Err(format!(
+                        "the ports of VM {name} differ from what was written"
+                    ));
                 }
                 if let VmEdit::SetPorts {
                     firewall_public_ip: Some(address),
@@ -818,7 +832,9 @@ pub async fn policy_for_new_entry(
             &placement.location,
         )
         .await?;
-    let listing_vm = policies.iter().find(|policy| lists_vm(policy, &placement.vm_id));
+    let listing_vm = policies
+        .iter()
+        .find(|policy| lists_vm(policy, &placement.vm_id));
     let named_default = policies.iter().find(|policy| {
         policy
             .name
@@ -995,7 +1011,10 @@ impl PortsChange {
         let mut changed: Vec<u16> = Vec::new();
         for port in current {
             let number = port.number;
-            if self.add.contains(&number) || self.remove.contains(&number) || changed.contains(&number) {
+            if self.add.contains(&number)
+                || self.remove.contains(&number)
+                || changed.contains(&number)
+            {
                 continue;
             }
             let sources = self.allowed_sources.for_port(number);
@@ -1225,8 +1244,7 @@ pub async fn commit(
         if fresh.is_none() && !options.creation_settle.is_zero() {
             tokio::time::sleep(options.creation_settle).await;
             read_back = read_optional(&client, policy_id).await?;
-            if let Err(problem) = check_landed(&merged.policy, read_back.as_ref(), &planned.edits)
-            {
+            if let Err(problem) = check_landed(&merged.policy, read_back.as_ref(), &planned.edits) {
                 tracing::warn!(round, %problem, "another client created the policy at the same time; merging again");
                 last_problem = format!("{problem} after another client created the policy");
                 continue;
@@ -1407,8 +1425,8 @@ mod tests {
     #[test]
     fn merging_touches_only_what_is_named() {
         let read = policy(vec![entry("/vm/a", 22), entry("/vm/b", 3389)]);
-        let merged = merge(Some(&read), "default", "westeurope", &[set("/VM/C", 22)])
-            .expect("merges");
+        let merged =
+            merge(Some(&read), "default", "westeurope", &[set("/VM/C", 22)]).expect("merges");
         assert_eq!(merged.outcome, ChangeOutcome::Added);
         assert_eq!(merged.policy.properties.virtual_machines.len(), 3);
         assert_eq!(
@@ -1441,15 +1459,16 @@ mod tests {
 
         let created = merge(None, "default", "westeurope", &[set("/vm/a", 22)]).expect("merges");
         assert_eq!(created.outcome, ChangeOutcome::Created);
-        let same = merge(Some(&read), "default", "westeurope", &[set("/vm/a", 22)])
-            .expect("merges");
+        let same =
+            merge(Some(&read), "default", "westeurope", &[set("/vm/a", 22)]).expect("merges");
         assert!(!same.changed);
     }
 
     #[test]
     fn port_edits_change_only_the_named_ports_and_the_last_one_takes_the_vm_out() {
         let mut two = entry("/vm/a", 22);
-        two.ports.push(port_rule(8080, JitProtocol::Tcp, &[], "PT1H"));
+        two.ports
+            .push(port_rule(8080, JitProtocol::Tcp, &[], "PT1H"));
         let read = policy(vec![two, entry("/vm/b", 22)]);
         let edits = vec![VmEdit::EditPorts {
             vm_id: "/vm/a".to_owned(),
@@ -1469,7 +1488,10 @@ mod tests {
         assert_eq!(ports[0].allowed_sources(), ["10.0.0.0/8", "192.0.2.1"]);
         assert_eq!(ports[0].allowed_source_address_prefix, None);
         assert_eq!(ports[1].max_request_access_duration.as_str(), "PT1H");
-        assert_eq!(check_unnamed_untouched(Some(&read), &merged.policy, &edits), Ok(()));
+        assert_eq!(
+            check_unnamed_untouched(Some(&read), &merged.policy, &edits),
+            Ok(())
+        );
 
         let missing = merge(
             Some(&read),
@@ -1520,7 +1542,10 @@ mod tests {
         let written = policy(vec![entry("/vm/a", 22), entry("/vm/me", 22)]);
         let edits = [set("/vm/me", 22)];
         let with_other_change = policy(vec![entry("/vm/a", 2222), entry("/vm/me", 22)]);
-        assert_eq!(check_landed(&written, Some(&with_other_change), &edits), Ok(()));
+        assert_eq!(
+            check_landed(&written, Some(&with_other_change), &edits),
+            Ok(())
+        );
         assert_eq!(
             unnamed_differences(Some(&written), Some(&with_other_change), &edits),
             ["the ports of VM a changed"]
@@ -1537,8 +1562,8 @@ mod tests {
     #[test]
     fn the_policy_and_vm_names_may_not_exceed_56_characters() {
         let long_vm = format!("/vm/{}", "v".repeat(50));
-        let error = merge(None, "default", "westeurope", &[set(&long_vm, 22)])
-            .expect_err("57 characters");
+        let error =
+            merge(None, "default", "westeurope", &[set(&long_vm, 22)]).expect_err("57 characters");
         assert!(matches!(error, ChangeError::NameTooLong { length: 57, .. }));
         let fits = format!("/vm/{}", "v".repeat(49));
         assert!(merge(None, "default", "westeurope", &[set(&fits, 22)]).is_ok());
@@ -1556,7 +1581,10 @@ mod tests {
         };
         assert_eq!(
             retry_after_failure(&unavailable, &budget, 0, Duration::ZERO),
-            Some((RetryReason::Throttled { status: 503 }, Duration::from_secs(2)))
+            Some((
+                RetryReason::Throttled { status: 503 },
+                Duration::from_secs(2)
+            ))
         );
         assert_eq!(
             retry_after_failure(&unavailable, &budget, 0, Duration::from_secs(59)),
@@ -1567,7 +1595,10 @@ mod tests {
             code: "InvalidInput".to_owned(),
             message: "no".to_owned(),
         };
-        assert_eq!(retry_after_failure(&refused, &budget, 0, Duration::ZERO), None);
+        assert_eq!(
+            retry_after_failure(&refused, &budget, 0, Duration::ZERO),
+            None
+        );
         let conflict = ArmError::Conflict {
             code: "Conflict".to_owned(),
             message: "busy".to_owned(),

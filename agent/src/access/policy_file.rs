@@ -49,7 +49,9 @@ use super::enable::{
 };
 use crate::azure::arm::{ArmClient, ArmError};
 use crate::azure::clients::JitNetworkAccessPoliciesClient;
-use crate::azure::models::{JitNetworkAccessPolicy, JitNetworkAccessPortRule, JitProtocol, parse_duration};
+use crate::azure::models::{
+    JitNetworkAccessPolicy, JitNetworkAccessPortRule, JitProtocol, parse_duration,
+};
 use crate::azure::resource_id::{ResourceId, same_resource_id};
 
 /// The format version this module reads and writes.
@@ -197,10 +199,17 @@ impl Lines<'_> {
 }
 
 /// A name that can be one segment of a resource id.
-fn segment(lines: &Lines<'_>, value: &Spanned<String>, what: &str) -> Result<String, PolicyFileError> {
+fn segment(
+    lines: &Lines<'_>,
+    value: &Spanned<String>,
+    what: &str,
+) -> Result<String, PolicyFileError> {
     let text = value.get_ref().trim();
     if text.is_empty() || text.contains('/') {
-        return Err(lines.error(value, format!("{what} '{}' is empty or contains '/'", value.get_ref())));
+        return Err(lines.error(
+            value,
+            format!("{what} '{}' is empty or contains '/'", value.get_ref()),
+        ));
     }
     Ok(text.to_owned())
 }
@@ -300,10 +309,7 @@ impl PolicyFile {
     /// The file describing `policies`, keeping only the VMs `keep` accepts (a policy
     /// left without VMs is left out). Policies are sorted by subscription, resource
     /// group, region and name; VMs by name; ports stay in Azure's order.
-    pub fn from_policies(
-        policies: &[JitNetworkAccessPolicy],
-        keep: impl Fn(&str) -> bool,
-    ) -> Self {
+    pub fn from_policies(policies: &[JitNetworkAccessPolicy], keep: impl Fn(&str) -> bool) -> Self {
         let mut file = Self::default();
         for policy in policies {
             let Some(id) = policy
@@ -361,7 +367,10 @@ impl PolicyFile {
     }
 }
 
-fn parse_policy(lines: &Lines<'_>, raw: &Spanned<RawPolicy>) -> Result<FilePolicy, PolicyFileError> {
+fn parse_policy(
+    lines: &Lines<'_>,
+    raw: &Spanned<RawPolicy>,
+) -> Result<FilePolicy, PolicyFileError> {
     let policy = raw.get_ref();
     let mut parsed = FilePolicy {
         subscription_id: segment(lines, &policy.subscription, "subscription")?,
@@ -411,7 +420,10 @@ fn parse_policy(lines: &Lines<'_>, raw: &Spanned<RawPolicy>) -> Result<FilePolic
                     .parse::<std::net::IpAddr>()
                     .map(|parsed| parsed.to_string())
                     .map_err(|_| {
-                        lines.error(address, format!("firewall_ip '{}' is not an IP address", address.get_ref()))
+                        lines.error(
+                            address,
+                            format!("firewall_ip '{}' is not an IP address", address.get_ref()),
+                        )
                     })
             })
             .transpose()?;
@@ -430,7 +442,10 @@ fn parse_policy(lines: &Lines<'_>, raw: &Spanned<RawPolicy>) -> Result<FilePolic
     Ok(parsed)
 }
 
-fn parse_port(lines: &Lines<'_>, raw: &Spanned<RawPort>) -> Result<JitNetworkAccessPortRule, PolicyFileError> {
+fn parse_port(
+    lines: &Lines<'_>,
+    raw: &Spanned<RawPort>,
+) -> Result<JitNetworkAccessPortRule, PolicyFileError> {
     let port = raw.get_ref();
     let number = *port.number.get_ref();
     if number == 0 {
@@ -440,10 +455,7 @@ fn parse_port(lines: &Lines<'_>, raw: &Spanned<RawPort>) -> Result<JitNetworkAcc
         None => JitProtocol::All,
         Some(text) => match JitProtocol::from(text.get_ref().trim()) {
             JitProtocol::Other(other) => {
-                return Err(lines.error(
-                    text,
-                    format!("protocol '{other}' is not TCP, UDP or *"),
-                ));
+                return Err(lines.error(text, format!("protocol '{other}' is not TCP, UDP or *")));
             }
             known => known,
         },
@@ -461,7 +473,8 @@ fn parse_port(lines: &Lines<'_>, raw: &Spanned<RawPort>) -> Result<JitNetworkAcc
         ));
     }
     for source in &sources {
-        check_source(source).map_err(|error| lines.error(&port.allowed_sources, error.to_string()))?;
+        check_source(source)
+            .map_err(|error| lines.error(&port.allowed_sources, error.to_string()))?;
     }
     let maximum = parse_duration(port.max_duration.get_ref())
         .map_err(|error| lines.error(&port.max_duration, error.to_string()))?;
@@ -574,7 +587,11 @@ ports = [{ number = 22, allowed_sources = ["*"], max_duration = "PT1H" }]
         assert_eq!(ports[1].allowed_sources(), ["10.0.0.0/8", "203.0.113.7"]);
         assert_eq!(ports[0].allowed_source_address_prefix.as_deref(), Some("*"));
         assert_eq!(policy.vms[1].ports[0].protocol, JitProtocol::All);
-        assert!(policy.vm_id(&policy.vms[1]).contains("/resourceGroups/rg-edge/"));
+        assert!(
+            policy
+                .vm_id(&policy.vms[1])
+                .contains("/resourceGroups/rg-edge/")
+        );
         assert!(policy.policy_id().ends_with(
             "/resourceGroups/rg-web/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default"
         ));
@@ -607,7 +624,12 @@ ports = [{ number = 22, allowed_sources = ["*"], max_duration = "PT1H" }]
         let ipv6 = SAMPLE.replace("203.0.113.7", "2001:db8::7");
         let error = PolicyFile::parse(&ipv6).expect_err("IPv6 source");
         assert_eq!(error.line, 13, "{error}");
-        assert!(error.to_string().starts_with("line 13: allowed source '2001:db8::7'"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("line 13: allowed source '2001:db8::7'"),
+            "{error}"
+        );
 
         let too_long = SAMPLE.replace("PT3H", "P2D");
         assert_eq!(PolicyFile::parse(&too_long).expect_err("2 days").line, 12);
@@ -615,7 +637,10 @@ ports = [{ number = 22, allowed_sources = ["*"], max_duration = "PT1H" }]
         let protocol = SAMPLE.replace("\"tcp\"", "\"icmp\"");
         assert_eq!(PolicyFile::parse(&protocol).expect_err("icmp").line, 13);
 
-        let twice = SAMPLE.replace("name = \"fw-01\"\nresource_group = \"rg-edge\"", "name = \"API-01\"");
+        let twice = SAMPLE.replace(
+            "name = \"fw-01\"\nresource_group = \"rg-edge\"",
+            "name = \"API-01\"",
+        );
         let error = PolicyFile::parse(&twice).expect_err("twice");
         assert_eq!(error.line, 16, "{error}");
 

@@ -58,8 +58,12 @@ pub(crate) async fn run(
                 Ok(vm) => {
                     let names = names_of(visible);
                     checks.push(
-                        defender_plan_check(arm, &vm.subscription_id, &name_of(&names, &vm.subscription_id))
-                            .await,
+                        defender_plan_check(
+                            arm,
+                            &vm.subscription_id,
+                            &name_of(&names, &vm.subscription_id),
+                        )
+                        .await,
                     );
                     let subscription = std::slice::from_ref(&vm.subscription_id);
                     let caller = discover(
@@ -104,7 +108,9 @@ pub(crate) async fn run(
                 }
             },
             (None, true) => {
-                let scope = flow.search_scope(arguments.scope.resource_group.as_deref()).await?;
+                let scope = flow
+                    .search_scope(arguments.scope.resource_group.as_deref())
+                    .await?;
                 checks.extend(subscription_plans(arm, visible, &scope.subscription_ids).await);
                 checks.extend(protection(arm, &scope).await);
             }
@@ -116,7 +122,10 @@ pub(crate) async fn run(
                     let subject = name_of(&names, subscription_id);
                     let scope_id = format!("/subscriptions/{subscription_id}");
                     checks.push(
-                        match PermissionsClient::new(arm.clone()).list_for_scope(&scope_id).await {
+                        match PermissionsClient::new(arm.clone())
+                            .list_for_scope(&scope_id)
+                            .await
+                        {
                             Ok(permissions) => permissions_check(&subject, &permissions),
                             Err(error) => Check::from_error(
                                 CheckKind::Permissions,
@@ -151,7 +160,10 @@ fn names_of(subscriptions: &[Subscription]) -> HashMap<String, String> {
         .iter()
         .filter_map(|subscription| {
             let id = subscription.subscription_id.clone()?;
-            let name = subscription.display_name.clone().unwrap_or_else(|| id.clone());
+            let name = subscription
+                .display_name
+                .clone()
+                .unwrap_or_else(|| id.clone());
             Some((id.to_ascii_lowercase(), name))
         })
         .collect()
@@ -198,7 +210,10 @@ async fn protection(arm: &ArmClient, scope: &Scope) -> Vec<Check> {
         .collect();
     let mut subscriptions: Vec<String> = Vec::new();
     for vm in &configured {
-        if !subscriptions.iter().any(|known| known.eq_ignore_ascii_case(&vm.subscription_id)) {
+        if !subscriptions
+            .iter()
+            .any(|known| known.eq_ignore_ascii_case(&vm.subscription_id))
+        {
             subscriptions.push(vm.subscription_id.clone());
         }
     }

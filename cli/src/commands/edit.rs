@@ -7,7 +7,9 @@
 //! open is kept.
 
 use anyhow::Context as _;
-use jit_agent::access::enable::{ChangeOutcome, VmPlacement, WriteOptions, commit, plan_ports_change};
+use jit_agent::access::enable::{
+    ChangeOutcome, VmPlacement, WriteOptions, commit, plan_ports_change,
+};
 use jit_agent::access::flow::Answer;
 
 use crate::args::EditArgs;

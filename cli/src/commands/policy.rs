@@ -52,10 +52,13 @@ async fn export(
             .search_scope(arguments.resource_group.as_deref())
             .await?;
         let progress = printer.progress("Reading JIT policies");
-        let policies =
-            policies_in_scope(arm, &scope.subscription_ids, arguments.resource_group.as_deref())
-                .await
-                .context("could not list the JIT policies")?;
+        let policies = policies_in_scope(
+            arm,
+            &scope.subscription_ids,
+            arguments.resource_group.as_deref(),
+        )
+        .await
+        .context("could not list the JIT policies")?;
         drop(progress);
         PolicyFile::from_policies(&policies, |_| true)
     } else {
@@ -78,10 +81,12 @@ async fn export(
             vms.iter().any(|vm| same_resource_id(&vm.id, id))
         });
         for vm in &vms {
-            let listed = file
-                .policies
-                .iter()
-                .any(|policy| policy.vms.iter().any(|entry| same_resource_id(&policy.vm_id(entry), &vm.id)));
+            let listed = file.policies.iter().any(|policy| {
+                policy
+                    .vms
+                    .iter()
+                    .any(|entry| same_resource_id(&policy.vm_id(entry), &vm.id))
+            });
             if !listed {
                 return Err(FlowError::NotEnabled {
                     vm: vm.name.clone(),
@@ -171,7 +176,10 @@ async fn diff(
         ));
         Ok(ExitStatus::Drift)
     } else {
-        printer.success(format!("No drift: Azure matches {}", arguments.file.display()));
+        printer.success(format!(
+            "No drift: Azure matches {}",
+            arguments.file.display()
+        ));
         Ok(ExitStatus::Success)
     }
 }
@@ -184,7 +192,10 @@ async fn apply(
     let file = load(&arguments.file)?;
     let session = Session::open(settings, printer)?;
     let plans = plans_of(&file, arguments.prune, &session, printer, &arguments.file).await?;
-    let changing: Vec<&PolicyPlan> = plans.iter().filter(|plan| plan.changes_anything()).collect();
+    let changing: Vec<&PolicyPlan> = plans
+        .iter()
+        .filter(|plan| plan.changes_anything())
+        .collect();
     let document = |applied: bool, results: Vec<serde_json::Value>| {
         serde_json::json!({
             "dry_run": arguments.dry_run,

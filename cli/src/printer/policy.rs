@@ -183,14 +183,21 @@ fn describe_sources(rule: &JitNetworkAccessPortRule) -> String {
 }
 
 /// The lines of one port's change, or none when it does not change.
-fn port_lines(before: &[JitNetworkAccessPortRule], after: &[JitNetworkAccessPortRule]) -> Vec<String> {
+fn port_lines(
+    before: &[JitNetworkAccessPortRule],
+    after: &[JitNetworkAccessPortRule],
+) -> Vec<String> {
     let mut lines = Vec::new();
     for old in before {
         match after.iter().find(|new| new.number == old.number) {
             None => lines.push(format!("- {}", describe_port(old))),
             Some(new) => {
                 let mut changes = Vec::new();
-                if !old.protocol.as_str().eq_ignore_ascii_case(new.protocol.as_str()) {
+                if !old
+                    .protocol
+                    .as_str()
+                    .eq_ignore_ascii_case(new.protocol.as_str())
+                {
                     changes.push(format!("protocol {} → {}", old.protocol, new.protocol));
                 }
                 if source_set(old) != source_set(new) {
@@ -271,7 +278,10 @@ fn ports_unchanged_but_entry_differs(diff: &VmDiff) -> bool {
 
 /// `3 VMs in 2 policies`.
 pub fn summarise(plans: &[PolicyPlan]) -> String {
-    let changing: Vec<&PolicyPlan> = plans.iter().filter(|plan| plan.changes_anything()).collect();
+    let changing: Vec<&PolicyPlan> = plans
+        .iter()
+        .filter(|plan| plan.changes_anything())
+        .collect();
     let vms: usize = changing.iter().map(|plan| plan.preview.diff.len()).sum();
     let plural = |count: usize, word: &str| {
         if count == 1 {

@@ -94,7 +94,9 @@ pub fn policy(emulator: &Emulator, id: &str) -> Value {
 
 /// `(lower-case vm name → ports)` of a policy, ports as `(number, protocol, sorted
 /// sources, maximum)` sorted, so two reads compare whatever the order.
-pub fn entries(policy: &Value) -> std::collections::BTreeMap<String, Vec<(u64, String, Vec<String>, String)>> {
+pub fn entries(
+    policy: &Value,
+) -> std::collections::BTreeMap<String, Vec<(u64, String, Vec<String>, String)>> {
     policy["properties"]["virtualMachines"]
         .as_array()
         .map(|vms| {
@@ -127,7 +129,10 @@ pub fn entries(policy: &Value) -> std::collections::BTreeMap<String, Vec<(u64, S
                             sources.sort();
                             (
                                 port["number"].as_u64().unwrap_or_default(),
-                                port["protocol"].as_str().unwrap_or_default().to_ascii_uppercase(),
+                                port["protocol"]
+                                    .as_str()
+                                    .unwrap_or_default()
+                                    .to_ascii_uppercase(),
                                 sources,
                                 port["maxRequestAccessDuration"]
                                     .as_str()
@@ -176,7 +181,9 @@ pub fn policy_requests(emulator: &Emulator, policy_id: &str) -> Vec<String> {
             format!(
                 "{} {}",
                 record.method,
-                record.status.map_or_else(|| "reset".to_owned(), |status| status.to_string())
+                record
+                    .status
+                    .map_or_else(|| "reset".to_owned(), |status| status.to_string())
             )
         })
         .collect()

@@ -81,9 +81,18 @@ mod tests {
 
     #[test]
     fn wildcards_match_any_run_of_characters_ignoring_case() {
-        assert!(action_matches("*", "Microsoft.Compute/virtualMachines/read"));
-        assert!(action_matches("*/read", "Microsoft.Compute/virtualMachines/read"));
-        assert!(!action_matches("*/read", "Microsoft.Compute/virtualMachines/write"));
+        assert!(action_matches(
+            "*",
+            "Microsoft.Compute/virtualMachines/read"
+        ));
+        assert!(action_matches(
+            "*/read",
+            "Microsoft.Compute/virtualMachines/read"
+        ));
+        assert!(!action_matches(
+            "*/read",
+            "Microsoft.Compute/virtualMachines/write"
+        ));
         assert!(action_matches(
             "Microsoft.Security/locations/jitNetworkAccessPolicies/*",
             "microsoft.security/locations/jitnetworkaccesspolicies/initiate/action"
@@ -92,7 +101,10 @@ mod tests {
             "Microsoft.Network/networkInterfaces/*/read",
             "Microsoft.Network/networkInterfaces/ipconfigurations/read"
         ));
-        assert!(!action_matches("Microsoft.Network/*/read", "Microsoft.Network/read"));
+        assert!(!action_matches(
+            "Microsoft.Network/*/read",
+            "Microsoft.Network/read"
+        ));
         assert!(action_matches("a*b*c", "abc"));
         assert!(!action_matches("a*bc*c", "abc"));
     }
