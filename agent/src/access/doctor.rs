@@ -771,7 +771,7 @@ fn rule_checks(
                     None => format!("priority {}, and JIT's deny rule is gone", rule.priority),
                 };
                 let line = match rule.access {
-                    SecurityRuleAccess::Allow if rule.from_anyone() => {
+                    SecurityRuleAccess::Allow if rule.open_to_anyone() => {
                         outranking_fail.push(format!(
                             "rule '{}' in {group_name} ({rank}) allows port {} from any source: the port is open whatever JIT says",
                             rule.name, port.number
@@ -942,7 +942,7 @@ impl<'a> RuleView<'a> {
     }
 
     /// Whether the rule lets every address in.
-    fn from_anyone(&self) -> bool {
+    fn open_to_anyone(&self) -> bool {
         self.sources.iter().any(|source| {
             let source = source.trim();
             source == "*"
@@ -995,7 +995,7 @@ pub fn source_check(vm: &str, ports: &[JitNetworkAccessPortRule], caller: &Publi
     }
     let Some(IpAddr::V4(address)) = ipv4 else {
         let ipv6 = caller.ipv6();
-        let any_everywhere = ports.iter().all(|port| allows_any(port));
+        let any_everywhere = ports.iter().all(allows_any);
         let finding = if ipv6.is_empty() {
             caller
                 .why_no_ipv4()
@@ -1149,7 +1149,7 @@ mod tests {
         assert!(!view.covers(3389, &JitProtocol::All));
         assert!(view.reaches("10.1.0.5".parse().ok()));
         assert!(!view.reaches("10.2.0.5".parse().ok()));
-        assert!(view.from_anyone());
+        assert!(view.open_to_anyone());
         assert!(!view.is_jit());
         let deny = rule(
             "SecurityCenter-JITRule_-1105480617_9EF6",

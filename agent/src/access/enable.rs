@@ -1153,7 +1153,6 @@ pub async fn commit(
     let budget = arm.retry_options().clone();
     let mut failures = 0u32;
     let mut waited = Duration::ZERO;
-    let mut writes = 0u32;
     let mut first_outcome: Option<ChangeOutcome> = None;
     let mut last_problem = String::from("no attempt was made");
     for round in 1..=options.max_rounds.max(1) {
@@ -1192,7 +1191,8 @@ pub async fn commit(
                     .and_then(|policy| policy.id.clone())
                     .unwrap_or_else(|| policy_id.to_owned()),
                 other_virtual_machines: others,
-                writes,
+                // Every earlier round wrote (or tried to).
+                writes: round - 1,
                 concurrent_changes: Vec::new(),
                 policy: fresh,
             });
@@ -1208,7 +1208,6 @@ pub async fn commit(
         } else {
             merged.outcome
         });
-        writes += 1;
         let written = if merged.deletes() {
             client.delete_by_id(policy_id).await.map(|_| ())
         } else {
@@ -1265,7 +1264,7 @@ pub async fn commit(
                 .and_then(|policy| policy.id.clone())
                 .unwrap_or_else(|| policy_id.to_owned()),
             other_virtual_machines: others,
-            writes,
+            writes: round,
             concurrent_changes,
             policy: read_back,
         });

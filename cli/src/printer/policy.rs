@@ -283,17 +283,13 @@ pub fn summarise(plans: &[PolicyPlan]) -> String {
         .filter(|plan| plan.changes_anything())
         .collect();
     let vms: usize = changing.iter().map(|plan| plan.preview.diff.len()).sum();
-    let plural = |count: usize, word: &str| {
-        if count == 1 {
-            format!("1 {word}")
-        } else {
-            format!("{count} {word}s")
-        }
+    let count = |count: usize, one: &str, many: &str| {
+        format!("{count} {}", if count == 1 { one } else { many })
     };
     format!(
         "{} in {}",
-        plural(vms, "VM"),
-        plural(changing.len(), "policy").replace("policys", "policies")
+        count(vms, "VM", "VMs"),
+        count(changing.len(), "policy", "policies")
     )
 }
 

@@ -92,11 +92,13 @@ pub fn policy(emulator: &Emulator, id: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// `(lower-case vm name → ports)` of a policy, ports as `(number, protocol, sorted
-/// sources, maximum)` sorted, so two reads compare whatever the order.
-pub fn entries(
-    policy: &Value,
-) -> std::collections::BTreeMap<String, Vec<(u64, String, Vec<String>, String)>> {
+/// A port as the tests compare it: number, protocol (upper case), sorted sources,
+/// maximum as written.
+pub type PortKey = (u64, String, Vec<String>, String);
+
+/// `(lower-case vm name → ports)` of a policy, ports as [`PortKey`] sorted, so two reads
+/// compare whatever the order.
+pub fn entries(policy: &Value) -> std::collections::BTreeMap<String, Vec<PortKey>> {
     policy["properties"]["virtualMachines"]
         .as_array()
         .map(|vms| {
@@ -109,7 +111,7 @@ pub fn entries(
                         .next()
                         .unwrap_or_default()
                         .to_ascii_lowercase();
-                    let mut ports: Vec<(u64, String, Vec<String>, String)> = vm["ports"]
+                    let mut ports: Vec<PortKey> = vm["ports"]
                         .as_array()
                         .into_iter()
                         .flatten()
