@@ -120,8 +120,10 @@ pub enum Command {
     Enable(EnableArgs),
     /// Turn JIT off for a VM (removing it from its policy, other VMs untouched).
     Disable(DisableArgs),
-    /// Change the ports of a VM its JIT policy lists: add, remove, or set their maximum
-    /// and allowed sources (shows the change and asks first).
+    /// Change the ports of a VM in its JIT policy (shows the change, asks first).
+    ///
+    /// Adds or removes ports, or sets their maximum and allowed sources; the last port
+    /// removed takes the VM out of the policy.
     Edit(EditArgs),
     /// JIT policies as a file: export them, report drift, apply a file.
     #[command(subcommand)]
