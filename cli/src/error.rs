@@ -327,10 +327,13 @@ fn plan_hint(error: &PlanError, command: CommandKind) -> Option<String> {
         PlanError::SourceNotAllowed { .. } | PlanError::AnyNotAllowed { .. } => Some(
             "pass --source with one of the allowed sources (JIT matches them literally)".to_owned(),
         ),
-        PlanError::OnlyEveryone { .. } => Some(
-            "pass --source any to open the port to every address (the policy allows nothing narrower for you), or ask an admin for a narrower range"
-                .to_owned(),
-        ),
+        // `--source any` is only `*`; a range such as 0.0.0.0/0 must be asked for as written.
+        PlanError::OnlyEveryone { range, .. } => Some(match range.parse::<ipnet::IpNet>() {
+            Ok(_) => format!(
+                "pass --source {range} to open the port to every address (the policy allows nothing narrower for you), or ask an admin for a narrower range"
+            ),
+            Err(_) => "ask an admin for a range that contains your address (the policy allows nothing narrower for you)".to_owned(),
+        }),
         PlanError::AddressUnknown { .. } => Some(
             "pass --source with the allowed range you connect from, or check JIT_MY_IP_URLS"
                 .to_owned(),
