@@ -28,6 +28,8 @@ pub mod schedule;
 pub mod server;
 pub mod store;
 mod transport;
+#[cfg(windows)]
+mod windows_pipe;
 
 pub use azure_backend::AzureBackend;
 pub use backend::{AccessBackend, BackendError, OfflineBackend, Refreshed, WindowUpdate};
