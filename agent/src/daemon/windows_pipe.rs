@@ -6,7 +6,9 @@
 //! - the name carries the user's SID (`\\.\pipe\jit-agent-S-1-5-21-…-<hash>`), so each
 //!   user has their own;
 //! - the agent creates it as the *first instance* (`FILE_FLAG_FIRST_PIPE_INSTANCE`): if
-//!   any process already holds the name, binding fails instead of joining its instances;
+//!   any process already holds the name, binding fails instead of joining its instances.
+//!   Wine does not enforce that flag, so the agent first asks whether the name answers
+//!   (and whose process does); on Windows the flag closes the gap between the two;
 //! - its DACL is protected and grants access to the current user only (`D:P(A;;GA;;;SID)`),
 //!   instead of the default that lets everyone read;
 //! - the agent asks who each client is (`GetNamedPipeClientProcessId`, that process's
@@ -222,10 +224,13 @@ pub(crate) struct PipeListener {
 
 impl PipeListener {
     /// Creates the first instance of `name`, private to the current user. Fails with
-    /// `PermissionDenied` when the name is taken: by another agent of this user, or by
-    /// a process of another user (the message says which).
+    /// `PermissionDenied` when the name is taken by another agent of this user, and with
+    /// another error naming the owner when a process of another user holds it.
     pub(crate) fn bind(name: String) -> io::Result<Self> {
         let user = current_user()?;
+        if let Some(taken) = name_in_use(&name, &user) {
+            return Err(taken);
+        }
         let descriptor = OwnerOnlyDescriptor::new(&user)?;
         let next = match descriptor.create(
             ServerOptions::new()
@@ -235,7 +240,7 @@ impl PipeListener {
         ) {
             Ok(next) => next,
             Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {
-                return Err(explain_taken_name(&name, &user, error));
+                return Err(name_in_use(&name, &user).unwrap_or(error));
             }
             Err(error) => return Err(error),
         };
@@ -258,19 +263,30 @@ impl PipeListener {
     }
 }
 
-/// Says whose process holds a pipe name we could not create. Another user's process
-/// keeps `PermissionDenied` out of the error so it is not taken for "already running".
-fn explain_taken_name(name: &str, user: &UserSid, error: io::Error) -> io::Error {
-    let Ok(client) = ClientOptions::new().open(name) else {
-        return error;
+/// Whether a server already answers on `name`, as the error binding it should give:
+/// `PermissionDenied` for one of this user's processes (another agent), another kind
+/// naming the owner for a process of another user. `None` when the name is free.
+fn name_in_use(name: &str, user: &UserSid) -> Option<io::Error> {
+    let client = match ClientOptions::new().open(name) {
+        Ok(client) => client,
+        Err(error) if error.raw_os_error() == Some(ERROR_PIPE_BUSY as i32) => {
+            return Some(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("the pipe {name} is already served (every instance is busy)"),
+            ));
+        }
+        Err(_) => return None,
     };
-    match server_user(&client) {
+    Some(match server_user(&client) {
         Ok(owner) if owner != *user => io::Error::other(format!(
             "the pipe {name} is held by a process of another user ({}); it may be an attempt to intercept the agent",
             owner.text
         )),
-        _ => error,
-    }
+        _ => io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("the pipe {name} is already served by another process of this user"),
+        ),
+    })
 }
 
 /// The user of the process at the client end of `server`.
