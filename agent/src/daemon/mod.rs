@@ -21,6 +21,7 @@ pub mod autostart;
 pub mod azure_backend;
 pub mod backend;
 pub mod client;
+mod desktop_notification;
 pub mod notifier;
 pub mod paths;
 pub mod protocol;

@@ -146,7 +146,8 @@ pub trait Notifier: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), NotifyError>> + Send;
 }
 
-/// Desktop notifications through `notify-rust`, as the app "jit".
+/// Desktop notifications through `notify-rust`, as the app "jit" (see
+/// `desktop_notification`).
 #[derive(Debug, Clone)]
 pub struct DesktopNotifier {
     app_name: String,
@@ -162,42 +163,16 @@ impl Default for DesktopNotifier {
     }
 }
 
-impl DesktopNotifier {
-    fn build(&self, notification: &Notification) -> notify_rust::Notification {
-        let mut desktop = notify_rust::Notification::new();
-        desktop
-            .appname(&self.app_name)
-            .summary(&notification.summary())
-            .body(&notification.body())
-            .timeout(notify_rust::Timeout::Milliseconds(
-                u32::try_from(self.expire_after.as_millis()).unwrap_or(u32::MAX),
-            ));
-        desktop
-    }
-}
-
 impl Notifier for DesktopNotifier {
     async fn notify(&self, notification: &Notification) -> Result<(), NotifyError> {
-        let desktop = self.build(notification);
-        show(desktop).await
-    }
-}
-
-#[cfg(all(unix, not(target_os = "macos")))]
-async fn show(desktop: notify_rust::Notification) -> Result<(), NotifyError> {
-    desktop
-        .show_async()
+        super::desktop_notification::show(super::desktop_notification::DesktopMessage {
+            app_name: &self.app_name,
+            summary: notification.summary(),
+            body: notification.body(),
+            expire_after: self.expire_after,
+        })
         .await
-        .map(|_handle| ())
-        .map_err(|error| NotifyError(error.to_string()))
-}
-
-#[cfg(any(target_os = "macos", windows))]
-async fn show(desktop: notify_rust::Notification) -> Result<(), NotifyError> {
-    // Only the blocking API exists here; keep it off the async threads.
-    match tokio::task::spawn_blocking(move || desktop.show().map(|_handle| ())).await {
-        Ok(result) => result.map_err(|error| NotifyError(error.to_string())),
-        Err(error) => Err(NotifyError(error.to_string())),
+        .map_err(NotifyError)
     }
 }
 
