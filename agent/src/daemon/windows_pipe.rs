@@ -275,6 +275,12 @@ fn name_in_use(name: &str, user: &UserSid) -> Option<io::Error> {
                 format!("the pipe {name} is already served (every instance is busy)"),
             ));
         }
+        // Our own agents let us in; a pipe that refuses us belongs to someone else.
+        Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {
+            return Some(io::Error::other(format!(
+                "the pipe {name} exists but refuses this user: a process of another user holds it"
+            )));
+        }
         Err(_) => return None,
     };
     Some(match server_user(&client) {
