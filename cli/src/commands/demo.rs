@@ -11,8 +11,9 @@
 //!
 //! The emulator is its own program, `jit-emulator`, shipped next to `jit` in the release
 //! archives, so `jit` itself does not carry it. The demo looks for it next to its own
-//! executable, then on `PATH`; run by `cargo run` from a source checkout, it builds it
-//! with the same cargo into the same target directory first. It talks to it the way
+//! executable (or in `../libexec/`, where Homebrew puts it), then on `PATH`; run by
+//! `cargo run` from a source checkout, it builds it with the same cargo into the same
+//! target directory first. It talks to it the way
 //! tests do: the one JSON line it prints when ready, and its admin API over HTTPS.
 
 use std::ffi::OsString;
@@ -119,7 +120,8 @@ fn emulator_file_name() -> String {
 }
 
 /// Finds `jit-emulator`: next to this executable (as installed, or as found through a
-/// link), on `PATH`, or, under `cargo run` in a source checkout, by building it.
+/// link: winget and Homebrew put links on `PATH`), in `../libexec/` (Homebrew), on
+/// `PATH`, or, under `cargo run` in a source checkout, by building it.
 async fn emulator_program(printer: &Printer) -> anyhow::Result<PathBuf> {
     let file_name = emulator_file_name();
     let current = std::env::current_exe().context("cannot find the running jit")?;
@@ -130,6 +132,10 @@ async fn emulator_program(printer: &Printer) -> anyhow::Result<PathBuf> {
     {
         if let Some(dir) = executable.parent() {
             candidates.push(dir.join(&file_name));
+            // Homebrew keeps helper programs in the keg's libexec/, next to bin/.
+            if let Some(prefix) = dir.parent() {
+                candidates.push(prefix.join("libexec").join(&file_name));
+            }
         }
     }
     if let Some(path) = std::env::var_os("PATH") {
