@@ -56,23 +56,7 @@ pub fn client_config(
     extra_roots: Vec<CertificateDer<'static>>,
 ) -> Result<rustls::ClientConfig, TrustError> {
     let provider = crypto_provider();
-    let platform =
-        rustls_platform_verifier::Verifier::new(provider.clone()).map_err(TrustError::Platform)?;
-    let verifier: Arc<dyn ServerCertVerifier> = if extra_roots.is_empty() {
-        Arc::new(platform)
-    } else {
-        let mut store = RootCertStore::empty();
-        for root in extra_roots {
-            store.add(root).map_err(TrustError::ExtraRoot)?;
-        }
-        let extra = WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
-            .build()
-            .map_err(TrustError::Verifier)?;
-        Arc::new(ExtraRootsThenPlatform {
-            extra,
-            platform: Arc::new(platform),
-        })
-    };
+    let verifier = server_verifier(&provider, extra_roots)?;
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(TrustError::Versions)?
@@ -81,6 +65,29 @@ pub fn client_config(
         .with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// The platform verifier alone, or the extra roots first and then the platform.
+fn server_verifier(
+    provider: &Arc<CryptoProvider>,
+    extra_roots: Vec<CertificateDer<'static>>,
+) -> Result<Arc<dyn ServerCertVerifier>, TrustError> {
+    let platform =
+        rustls_platform_verifier::Verifier::new(provider.clone()).map_err(TrustError::Platform)?;
+    if extra_roots.is_empty() {
+        return Ok(Arc::new(platform));
+    }
+    let mut store = RootCertStore::empty();
+    for root in extra_roots {
+        store.add(root).map_err(TrustError::ExtraRoot)?;
+    }
+    let extra = WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
+        .build()
+        .map_err(TrustError::Verifier)?;
+    Ok(Arc::new(ExtraRootsThenPlatform {
+        extra,
+        platform: Arc::new(platform),
+    }))
 }
 
 /// Accepts a chain that leads to an extra root (WebPKI), else asks the platform.
@@ -135,5 +142,72 @@ impl ServerCertVerifier for ExtraRootsThenPlatform {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.extra.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+
+    use super::*;
+
+    /// A private CA and a certificate it issued for `host`.
+    fn private_ca_and_leaf(host: &str) -> (CertificateDer<'static>, CertificateDer<'static>) {
+        let ca_key = KeyPair::generate().expect("a CA key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).expect("the CA signs itself");
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf_key = KeyPair::generate().expect("a leaf key");
+        let leaf = CertificateParams::new(vec![host.to_owned()])
+            .expect("leaf params")
+            .signed_by(&leaf_key, &issuer)
+            .expect("the CA signs the leaf");
+        (ca.der().clone(), leaf.der().clone())
+    }
+
+    fn verify(
+        verifier: &Arc<dyn ServerCertVerifier>,
+        leaf: &CertificateDer<'_>,
+        host: &str,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let name = ServerName::try_from(host.to_owned()).expect("a DNS name");
+        verifier.verify_server_cert(leaf, &[], &name, &[], UnixTime::now())
+    }
+
+    #[test]
+    fn a_certificate_from_an_extra_root_is_trusted_for_its_name_only() {
+        let (root, leaf) = private_ca_and_leaf("emulator.test");
+        let verifier =
+            server_verifier(&crypto_provider(), vec![root]).expect("the verifier builds");
+        assert!(verify(&verifier, &leaf, "emulator.test").is_ok());
+        // The extra root decides this one (another name): not handed to the platform.
+        let other_name = verify(&verifier, &leaf, "elsewhere.test");
+        assert!(
+            matches!(
+                other_name,
+                Err(rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidForName
+                        | CertificateError::NotValidForNameContext { .. }
+                ))
+            ),
+            "{other_name:?}"
+        );
+    }
+
+    #[test]
+    fn a_chain_to_another_root_is_left_to_the_platform_which_refuses_it() {
+        let (root, _) = private_ca_and_leaf("emulator.test");
+        let (_, stranger) = private_ca_and_leaf("emulator.test");
+        let verifier =
+            server_verifier(&crypto_provider(), vec![root]).expect("the verifier builds");
+        assert!(verify(&verifier, &stranger, "emulator.test").is_err());
+        let platform_only =
+            server_verifier(&crypto_provider(), Vec::new()).expect("the platform verifier");
+        let (_, leaf) = private_ca_and_leaf("emulator.test");
+        assert!(
+            verify(&platform_only, &leaf, "emulator.test").is_err(),
+            "without the CA file a private CA is not trusted"
+        );
     }
 }
