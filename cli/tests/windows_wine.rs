@@ -350,7 +350,10 @@ fn the_agent_runs_over_its_named_pipe_with_its_files_under_appdata() {
         "the second agent names the running one: {stdout}\n{stderr}"
     );
     let still = json(&context.jit_ok(&["agent", "status", "-o", "json"]));
-    assert_eq!(still["pid"], agent["pid"], "the first agent still serves: {still}");
+    assert_eq!(
+        still["pid"], agent["pid"],
+        "the first agent still serves: {still}"
+    );
 
     let stopped = json(&context.jit_ok(&["agent", "stop", "-o", "json"]));
     assert_eq!(stopped["stopped"], true, "{stopped}");
