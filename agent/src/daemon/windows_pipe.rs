@@ -367,7 +367,7 @@ mod tests {
     async fn a_second_first_instance_is_refused() {
         let name = unique_name();
         let _listener = PipeListener::bind(name.clone()).expect("the first instance");
-        let second = PipeListener::bind(name.clone());
+        let second = PipeListener::bind(name);
         let error = second.expect_err("the name is taken");
         assert_eq!(error.kind(), io::ErrorKind::PermissionDenied, "{error}");
     }
