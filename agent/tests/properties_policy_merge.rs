@@ -6,17 +6,19 @@
 //! - the write-back: a policy read from JSON and written again (with one VM's entry
 //!   replaced, added or removed, as `enable`/`disable` do) carries every other VM's
 //!   entry unchanged, fields `jit` does not model included;
-//! - `verify`, the check after the write: it accepts the policy read back when every
-//!   other VM kept its ports (whatever order, id case, duration spelling or source field
-//!   Azure answers with) and refuses it, naming the VM, when any other VM lost or changed
-//!   a port, or vanished.
+//! - the check after the write (`check_landed`, then `unnamed_differences`, composed
+//!   here as `verify` the way `enable`'s commit uses them): it accepts the policy read
+//!   back when every other VM kept its ports (whatever order, id case, duration spelling
+//!   or source field Azure answers with) and reports it, naming the VM, when any other VM
+//!   lost or changed a port, or vanished (a change the commit then reports as another
+//!   writer's, never silently).
 //!
 //! The emulator-backed test of concurrent writers lives with the emulator; these are the
 //! pure half.
 
 use std::collections::BTreeSet;
 
-use jit_agent::access::enable::{port_rule, verify};
+use jit_agent::access::enable::{VmEdit, check_landed, port_rule, unnamed_differences};
 use jit_agent::azure::models::{
     IsoDuration, JitNetworkAccessPolicy, JitNetworkAccessPolicyProperties,
     JitNetworkAccessPolicyVirtualMachine, JitNetworkAccessPortRule, JitProtocol,
@@ -117,6 +119,41 @@ fn entry(id: String, rules: Vec<JitNetworkAccessPortRule>) -> JitNetworkAccessPo
         ports: rules,
         public_ip_address: None,
         additional_properties: serde_json::Map::new(),
+    }
+}
+
+/// The check `enable` makes on the policy read back after writing `ours` for
+/// `changed_id` (`None`: removed) next to `others`: ours landed, and nothing it did not
+/// name differs from what was written.
+fn verify(
+    after: &JitNetworkAccessPolicy,
+    changed_id: &str,
+    ours: Option<&[JitNetworkAccessPortRule]>,
+    others: &[JitNetworkAccessPolicyVirtualMachine],
+) -> Result<(), String> {
+    let mut entries = others.to_vec();
+    let edit = match ours {
+        Some(ports) => {
+            entries.push(entry(changed_id.to_owned(), ports.to_vec()));
+            VmEdit::SetPorts {
+                vm_id: changed_id.to_owned(),
+                ports: ports.to_vec(),
+                firewall_public_ip: None,
+            }
+        }
+        None => VmEdit::Remove {
+            vm_id: changed_id.to_owned(),
+        },
+    };
+    let written = policy(entries);
+    let edits = [edit];
+    check_landed(&written, Some(after), &edits)?;
+    match unnamed_differences(Some(&written), Some(after), &edits)
+        .into_iter()
+        .next()
+    {
+        Some(difference) => Err(difference),
+        None => Ok(()),
     }
 }
 
@@ -221,7 +258,7 @@ fn entry_json(id: &str, ports: &[Port], extra: u32) -> Value {
         "id": id,
         "ports": rules,
         "publicIpAddress": format!("203.0.113.{}", extra % 250),
-        "futureVmSetting": { "enabled": extra % 2 == 0, "weight": extra },
+        "futureVmSetting": { "enabled": extra.is_multiple_of(2), "weight": extra },
     })
 }
 
@@ -418,7 +455,8 @@ proptest! {
         let after = policy(read_back);
         let problem = verify(&after, &changed_id, ours.as_deref(), &others)
             .expect_err("damage to another VM is caught");
-        prop_assert!(problem.contains(&victim_id), "{problem} does not name {victim_id}");
+        let victim_name = victim_id.rsplit('/').next().unwrap_or(&victim_id);
+        prop_assert!(problem.contains(victim_name), "{problem} does not name {victim_name}");
     }
 
     #[test]

@@ -8,6 +8,9 @@
 //! ends, even on failure ([`AgentStopper`]). Agents not meant to notify get no session
 //! bus, so a developer's desktop never sees test notifications.
 
+// The notification tests run on Linux only; elsewhere their helpers are unused.
+#![cfg_attr(not(target_os = "linux"), allow(dead_code, unused_imports))]
+
 mod support;
 
 #[cfg(target_os = "linux")]
