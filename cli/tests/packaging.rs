@@ -19,7 +19,8 @@
 //! catches missing pieces, not Ruby semantics.
 //!
 //! Needs `python3` (3.11+, standard library only), `ruby`, `bash`, `tar` and `sha256sum`;
-//! a missing one fails its test with the package to install (`.ci/run` installs `ruby`).
+//! a missing one fails its test with the package to install (`.ci/test` and `.ci/run`
+//! install `ruby` through `.ci/install-packages`).
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
