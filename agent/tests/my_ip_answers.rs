@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use jit_agent::access::my_ip::discover;
+use jit_agent::azure::transport::{HttpTransport, TransportOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -72,7 +73,9 @@ async fn check_flood_is_cut_short(head: &'static str, body_chunk: Vec<u8>) {
         false,
     )
     .await;
-    let client = reqwest::Client::builder().build().expect("a client");
+    // The product's own client (rustls with ring, its timeouts), as `jit` uses it.
+    let transport = HttpTransport::new(&TransportOptions::default()).expect("a client");
+    let client = transport.client().clone();
     let started = Instant::now();
     let answer = discover(&client, &[flood.clone(), honest], Duration::from_secs(20)).await;
     let elapsed = started.elapsed();
