@@ -71,6 +71,26 @@ fn nested_and_provider_level_ids() {
     assert_eq!(group.resource_type(), None);
 }
 
+/// Found by the `vm_names` fuzz target: a trailing slash followed by a space left the
+/// space in the kept text, so the id printed did not parse back to itself.
+#[test]
+fn trailing_slashes_and_spaces_in_any_order_are_trimmed() {
+    for written in [
+        "/subscriptions/s/resourceGroups/rg/ ",
+        "/subscriptions/s/resourceGroups/rg / ",
+        " /subscriptions/s/resourceGroups/rg//\t\n",
+    ] {
+        let id = ResourceId::parse(written).expect("valid id");
+        assert_eq!(
+            id.as_str(),
+            "/subscriptions/s/resourceGroups/rg",
+            "{written:?}"
+        );
+        let again = ResourceId::parse(id.as_str()).expect("parses again");
+        assert_eq!(again.as_str(), id.as_str());
+    }
+}
+
 #[test]
 fn ids_compare_ignoring_case() {
     let upper = ResourceId::parse(

@@ -41,7 +41,11 @@ impl ResourceId {
             id: id.to_owned(),
             reason,
         };
-        let text = id.trim().trim_end_matches('/');
+        // Whitespace and trailing slashes in any order ("/…/x / "), so that the text
+        // kept parses again to itself.
+        let text = id
+            .trim_start()
+            .trim_end_matches(|character: char| character.is_whitespace() || character == '/');
         let Some(relative) = text.strip_prefix('/') else {
             return Err(error("it does not start with '/'"));
         };
