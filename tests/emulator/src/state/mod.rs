@@ -13,7 +13,7 @@ pub mod gate;
 pub(crate) mod graph;
 pub mod ids;
 pub(crate) mod jit;
-mod materialise;
+pub(crate) mod materialise;
 pub(crate) mod model;
 pub(crate) mod render;
 mod tracked;
