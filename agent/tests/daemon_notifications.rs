@@ -5,163 +5,39 @@
 //!
 //! notify-rust finds the bus through `DBUS_SESSION_BUS_ADDRESS`, and a test may not
 //! change its own environment safely, so the outer test starts the bus and re-runs this
-//! test binary with the address set; the inner test does the work.
+//! test binary with the address set; the inner test does the work
+//! (`daemon_support/bus.rs`).
+
+#![cfg(target_os = "linux")]
 
 mod daemon_support;
 
-use std::collections::HashMap;
-use std::io::{BufRead as _, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use daemon_support::bus::{self, Capabilities, PrivateBus, Shown};
 use daemon_support::{EVENT_TIMEOUT, TestBackend, VERSION, config, dirs, start, window};
 use jiff::SignedDuration;
 use jit_agent::daemon::{AgentClient, DesktopNotifier};
-use tokio::sync::mpsc;
-
-const PRIVATE_BUS_MARKER: &str = "JIT_TEST_PRIVATE_SESSION_BUS";
-
-/// A `dbus-daemon` that is killed when dropped.
-struct PrivateBus {
-    daemon: std::process::Child,
-    address: String,
-}
-
-impl PrivateBus {
-    fn start() -> Self {
-        let mut daemon = match Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--print-address=1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-        {
-            Ok(daemon) => daemon,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                panic!("dbus-daemon is missing: apt-get install dbus");
-            }
-            Err(error) => panic!("could not start dbus-daemon: {error}"),
-        };
-        let mut address = String::new();
-        if let Some(stdout) = daemon.stdout.take() {
-            // dbus-daemon prints its address once it listens, or exits (EOF) on failure.
-            let _ = BufReader::new(stdout).read_line(&mut address);
-        }
-        let address = address.trim().to_owned();
-        assert!(
-            !address.is_empty(),
-            "dbus-daemon printed no address (did it fail to start?)"
-        );
-        Self { daemon, address }
-    }
-}
-
-impl Drop for PrivateBus {
-    fn drop(&mut self) {
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
-    }
-}
-
-/// Runs `inner` (an ignored test of this binary) with the session bus at `address`.
-fn run_inner(inner: &str, address: &str) {
-    let output = Command::new(daemon_support::this_test_binary())
-        .args([
-            "--exact",
-            inner,
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("DBUS_SESSION_BUS_ADDRESS", address)
-        .env(PRIVATE_BUS_MARKER, "1")
-        .output()
-        .expect("run the inner test");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "the inner test {inner} failed ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
-}
 
 #[test]
 fn desktop_notifications_reach_the_session_bus() {
     let bus = PrivateBus::start();
-    run_inner("notifications_on_the_private_bus", &bus.address);
+    bus::run_inner("notifications_on_the_private_bus", &bus.address);
 }
 
 #[test]
 fn without_a_notification_service_the_agent_falls_back_and_goes_on() {
     let temp = tempfile::tempdir().expect("temp dir");
     let nowhere = format!("unix:path={}", temp.path().join("no-bus").display());
-    run_inner("notifications_without_a_bus", &nowhere);
-}
-
-/// What the fake notification server received: (app name, summary, body).
-type Received = (String, String, String);
-
-/// The desktop's notification service, as far as a client can tell.
-struct FakeNotifications {
-    received: mpsc::UnboundedSender<Received>,
-}
-
-#[zbus::interface(name = "org.freedesktop.Notifications")]
-impl FakeNotifications {
-    #[allow(clippy::too_many_arguments)]
-    async fn notify(
-        &self,
-        app_name: String,
-        _replaces_id: u32,
-        _app_icon: String,
-        summary: String,
-        body: String,
-        _actions: Vec<String>,
-        _hints: HashMap<String, zbus::zvariant::OwnedValue>,
-        _expire_timeout: i32,
-    ) -> u32 {
-        let _ = self.received.send((app_name, summary, body));
-        1
-    }
-
-    fn get_capabilities(&self) -> Vec<String> {
-        vec!["body".to_owned()]
-    }
-
-    fn get_server_information(&self) -> (String, String, String, String) {
-        (
-            "fake".to_owned(),
-            "jit tests".to_owned(),
-            "1.0".to_owned(),
-            "1.2".to_owned(),
-        )
-    }
-
-    fn close_notification(&self, _id: u32) {}
+    bus::run_inner("notifications_without_a_bus", &nowhere);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "inner half of desktop_notifications_reach_the_session_bus (needs its private bus)"]
 async fn notifications_on_the_private_bus() {
-    assert!(
-        std::env::var_os(PRIVATE_BUS_MARKER).is_some(),
-        "run through desktop_notifications_reach_the_session_bus, which starts a private bus"
-    );
-    let (sender, mut received) = mpsc::unbounded_channel();
-    let _server = zbus::connection::Builder::session()
-        .expect("the session bus address")
-        .name("org.freedesktop.Notifications")
-        .expect("the well-known name")
-        .serve_at(
-            "/org/freedesktop/Notifications",
-            FakeNotifications { received: sender },
-        )
-        .expect("serve the interface")
-        .build()
-        .await
-        .expect("connect the fake notification server");
+    bus::insist_on_private_bus("desktop_notifications_reach_the_session_bus");
+    let (_server, mut received) = bus::serve_notifications(Capabilities::Body).await;
 
     let dirs = dirs();
     let agent = start(
@@ -183,12 +59,16 @@ async fn notifications_on_the_private_bus() {
             .expect("a notification in time")
             .expect("the server is still running")
     };
-    let (app, summary, body) = next().await;
+    let Shown {
+        app, summary, body, ..
+    } = next().await;
     assert_eq!(app, "jit");
     assert_eq!(summary, "api-01: port 22 open");
     assert!(body.contains("jit extend rg-web/api-01"), "{body}");
 
-    let (app, summary, body) = next().await;
+    let Shown {
+        app, summary, body, ..
+    } = next().await;
     assert_eq!(app, "jit");
     assert!(summary.starts_with("api-01: access ends in "), "{summary}");
     assert!(
@@ -197,7 +77,9 @@ async fn notifications_on_the_private_bus() {
     );
     assert!(body.ends_with("Extend: jit extend rg-web/api-01"), "{body}");
 
-    let (app, summary, body) = next().await;
+    let Shown {
+        app, summary, body, ..
+    } = next().await;
     assert_eq!(app, "jit");
     assert_eq!(summary, "api-01: access ended");
     assert!(
@@ -218,7 +100,7 @@ async fn notifications_on_the_private_bus() {
 #[ignore = "inner half of without_a_notification_service_the_agent_falls_back_and_goes_on"]
 async fn notifications_without_a_bus() {
     assert!(
-        std::env::var_os(PRIVATE_BUS_MARKER).is_some(),
+        std::env::var_os(bus::PRIVATE_BUS_MARKER).is_some(),
         "run through without_a_notification_service_the_agent_falls_back_and_goes_on"
     );
     let dirs = dirs();

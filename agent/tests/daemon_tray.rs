@@ -21,7 +21,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use daemon_support::bus::{self, MenuNode, Shown};
+use daemon_support::bus::{self, Capabilities, MenuNode};
 use daemon_support::{
     BackendCall, EVENT_TIMEOUT, TestBackend, VERSION, config, dirs, start, window,
 };
@@ -45,24 +45,6 @@ async fn eventually<T, F: Future<Output = Option<T>>>(
             "timed out waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The next notification whose summary satisfies `wanted`, skipping others.
-async fn next_shown(
-    shown: &mut mpsc::UnboundedReceiver<Shown>,
-    what: &str,
-    wanted: impl Fn(&str) -> bool,
-) -> Shown {
-    let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
-    loop {
-        let next = tokio::time::timeout_at(deadline, shown.recv())
-            .await
-            .unwrap_or_else(|_| panic!("no {what} notification in time"))
-            .expect("the notification server is still running");
-        if wanted(&next.summary) {
-            return next;
-        }
     }
 }
 
@@ -103,7 +85,7 @@ fn the_ends_soon_notification_has_an_extend_button_that_extends() {
 #[ignore = "inner half of the_tray_follows_the_windows_and_its_menu_acts_on_them"]
 async fn tray_on_the_private_bus() {
     bus::insist_on_private_bus("the_tray_follows_the_windows_and_its_menu_acts_on_them");
-    let (_notifications, mut shown) = bus::serve_notifications().await;
+    let (_notifications, mut shown) = bus::serve_notifications(Capabilities::BodyAndActions).await;
     let (watcher, mut registered) = bus::serve_watcher().await;
 
     let dirs = dirs();
@@ -175,7 +157,7 @@ async fn tray_on_the_private_bus() {
         }
     );
     // The notification follows the new window's tracking.
-    let extended = next_shown(&mut shown, "extended", |summary| {
+    let extended = bus::next_shown(&mut shown, "extended", EVENT_TIMEOUT, |summary| {
         summary == "api-01: access extended"
     })
     .await;
@@ -210,7 +192,7 @@ async fn tray_on_the_private_bus() {
         .clone();
     assert!(copy.enabled);
     bus::click(&watcher, &service, &copy).await;
-    let command = next_shown(&mut shown, "ssh command", |summary| {
+    let command = bus::next_shown(&mut shown, "ssh command", EVENT_TIMEOUT, |summary| {
         summary == "api-01: ssh command"
     })
     .await;
@@ -438,7 +420,7 @@ async fn no_watcher_on_the_private_bus() {
 #[ignore = "inner half of the_ends_soon_notification_has_an_extend_button_that_extends"]
 async fn ends_soon_button_on_the_private_bus() {
     bus::insist_on_private_bus("the_ends_soon_notification_has_an_extend_button_that_extends");
-    let (notifications, mut shown) = bus::serve_notifications().await;
+    let (notifications, mut shown) = bus::serve_notifications(Capabilities::BodyAndActions).await;
 
     let dirs = dirs();
     let backend = Arc::new(TestBackend::default());
@@ -455,9 +437,12 @@ async fn ends_soon_button_on_the_private_bus() {
     let api = window("api-01", SignedDuration::from_secs(6), SignedDuration::ZERO);
     client.register_window(&api).await.expect("register");
 
-    let opened = next_shown(&mut shown, "opened", |summary| summary.ends_with("open")).await;
+    let opened = bus::next_shown(&mut shown, "opened", EVENT_TIMEOUT, |summary| {
+        summary.ends_with("open")
+    })
+    .await;
     assert!(opened.actions.is_empty(), "{opened:?}");
-    let soon = next_shown(&mut shown, "ends soon", |summary| {
+    let soon = bus::next_shown(&mut shown, "ends soon", EVENT_TIMEOUT, |summary| {
         summary.starts_with("api-01: access ends in ")
     })
     .await;
@@ -485,7 +470,7 @@ async fn ends_soon_button_on_the_private_bus() {
         }
     })
     .await;
-    let extended = next_shown(&mut shown, "extended", |summary| {
+    let extended = bus::next_shown(&mut shown, "extended", EVENT_TIMEOUT, |summary| {
         summary == "api-01: access extended"
     })
     .await;
@@ -506,7 +491,7 @@ async fn ends_soon_button_on_the_private_bus() {
     // The window did not end: no "ended" notification.
     assert!(
         tokio::time::timeout(Duration::from_secs(4), async {
-            next_shown(&mut shown, "ended", |summary| {
+            bus::next_shown(&mut shown, "ended", EVENT_TIMEOUT, |summary| {
                 summary.ends_with("access ended")
             })
             .await

@@ -120,6 +120,16 @@ pub enum Command {
     Enable(EnableArgs),
     /// Turn JIT off for a VM (removing it from its policy, other VMs untouched).
     Disable(DisableArgs),
+    /// Change the ports of a VM in its JIT policy (shows the change, asks first).
+    ///
+    /// Adds or removes ports, or sets their maximum and allowed sources; the last port
+    /// removed takes the VM out of the policy.
+    Edit(EditArgs),
+    /// JIT policies as a file: export them, report drift, apply a file.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Check why access to a VM fails (or would), each cause with its fix.
+    Doctor(DoctorArgs),
     /// Access windows that are open now, with the time left.
     Status(StatusArgs),
     /// Extend an open access window with a new request for the same ports and source.
@@ -299,6 +309,106 @@ pub enum ProtocolArg {
 pub struct DisableArgs {
     /// The VM: a name, `resource-group/name`, or a full resource id.
     pub vm: String,
+}
+
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// The VM: a name, `resource-group/name`, or a full resource id.
+    pub vm: String,
+
+    /// Port to add (or to replace, if the VM has it); repeat for several.
+    #[arg(long = "add-port", value_name = "PORT")]
+    pub add_ports: Vec<u16>,
+
+    /// Port to remove; repeat for several. Removing the last port takes the VM out of
+    /// the policy.
+    #[arg(long = "remove-port", value_name = "PORT")]
+    pub remove_ports: Vec<u16>,
+
+    /// Longest access a request may ask for (`3h`, `PT3H`; 5 minutes to 24 hours): for
+    /// every port of the VM, or `PORT=DURATION` for one; repeat for several ports.
+    #[arg(long = "max-duration", value_name = "[PORT=]DURATION")]
+    pub max_durations: Vec<String>,
+
+    /// Source addresses requests may open a port for: for every port of the VM, or
+    /// `PORT=SOURCE` for one; repeat for several sources (they replace the port's).
+    #[arg(long = "allowed-source", value_name = "[PORT=]IP|CIDR|*")]
+    pub allowed_sources: Vec<String>,
+
+    /// Protocol of the added ports.
+    #[arg(long, value_enum, default_value = "any")]
+    pub protocol: ProtocolArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Print the JIT policies of VMs, a resource group or every subscription searched as
+    /// a policy file (TOML).
+    Export(PolicyExportArgs),
+    /// Report how Azure differs from a policy file; exits 1 when it does (drift).
+    Diff(PolicyDiffArgs),
+    /// Make Azure match a policy file: prints the change, asks, merges and verifies.
+    Apply(PolicyApplyArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["vms", "resource_group", "all"])))]
+pub struct PolicyExportArgs {
+    /// VMs whose entries to export (only these VMs of their policies).
+    pub vms: Vec<String>,
+
+    /// Every policy of this resource group (in each subscription searched).
+    #[arg(
+        long,
+        short = 'g',
+        value_name = "RESOURCE_GROUP",
+        conflicts_with = "vms"
+    )]
+    pub resource_group: Option<String>,
+
+    /// Every policy of every subscription searched.
+    #[arg(long, conflicts_with_all = ["vms", "resource_group"])]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyDiffArgs {
+    /// The policy file (`-` for stdin).
+    pub file: PathBuf,
+
+    /// Count VMs that a listed policy holds and the file leaves out as drift too.
+    #[arg(long)]
+    pub prune: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyApplyArgs {
+    /// The policy file (`-` for stdin).
+    pub file: PathBuf,
+
+    /// Show what would change, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Also remove the VMs that a listed policy holds and the file leaves out.
+    #[arg(long)]
+    pub prune: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The VM to diagnose: a name, `resource-group/name`, or a full resource id.
+    /// Without one: sign-in, Defender plans and permissions of each subscription.
+    #[arg(conflicts_with = "all")]
+    pub vm: Option<String>,
+
+    /// Check every JIT-configured VM of the subscriptions searched (for a CI job): are
+    /// JIT's NSG rules still in place, and does no other rule outrank them?
+    #[arg(long)]
+    pub all: bool,
+
+    #[command(flatten)]
+    pub scope: ScopeArgs,
 }
 
 #[derive(Debug, Args)]

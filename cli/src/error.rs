@@ -42,6 +42,10 @@ pub enum ExitStatus {
     Unavailable,
     /// The user pressed Ctrl-C or declined a question.
     Interrupted,
+    /// `jit policy diff`: Azure differs from the file (code 1, that command's meaning).
+    Drift,
+    /// `jit doctor`: a check failed (code 1, that command's meaning).
+    ChecksFailed,
     /// The SSH or RDP client exited with this status.
     Child(u8),
 }
@@ -74,6 +78,8 @@ impl ExitStatus {
             Self::Timeout => "timeout",
             Self::Unavailable => "unavailable",
             Self::Interrupted => "interrupted",
+            Self::Drift => "drift",
+            Self::ChecksFailed => "checks failed",
             Self::Child(_) => "the client's own",
         }
     }
@@ -91,6 +97,7 @@ impl ExitStatus {
             Self::Timeout => 7,
             Self::Unavailable => 8,
             Self::Interrupted => 130,
+            Self::Drift | Self::ChecksFailed => 1,
             Self::Child(code) => code,
         }
     }
@@ -234,13 +241,7 @@ pub fn classify(error: &anyhow::Error, command: CommandKind) -> Report {
                     ExitStatus::Unavailable,
                     Some("`jit list` shows which VMs have JIT".to_owned()),
                 ),
-                ChangeError::BadVmId(_) => (ExitStatus::Usage, None),
-                ChangeError::NotVerified { .. } | ChangeError::Azure(_) => (
-                    ExitStatus::Azure,
-                    Some(
-                        "someone else may be editing the policy; run the command again".to_owned(),
-                    ),
-                ),
+                other => change_outcome(other),
             };
             return Report {
                 status,
@@ -326,10 +327,13 @@ fn plan_hint(error: &PlanError, command: CommandKind) -> Option<String> {
         PlanError::SourceNotAllowed { .. } | PlanError::AnyNotAllowed { .. } => Some(
             "pass --source with one of the allowed sources (JIT matches them literally)".to_owned(),
         ),
-        PlanError::OnlyEveryone { .. } => Some(
-            "pass --source any to open the port to every address (the policy allows nothing narrower for you), or ask an admin for a narrower range"
-                .to_owned(),
-        ),
+        // `--source any` is only `*`; a range such as 0.0.0.0/0 must be asked for as written.
+        PlanError::OnlyEveryone { range, .. } => Some(match range.parse::<ipnet::IpNet>() {
+            Ok(_) => format!(
+                "pass --source {range} to open the port to every address (the policy allows nothing narrower for you), or ask an admin for a narrower range"
+            ),
+            Err(_) => "ask an admin for a range that contains your address (the policy allows nothing narrower for you)".to_owned(),
+        }),
         PlanError::AddressUnknown { .. } => Some(
             "pass --source with the allowed range you connect from, or check JIT_MY_IP_URLS"
                 .to_owned(),
@@ -464,6 +468,30 @@ fn change_outcome(error: &ChangeError) -> (ExitStatus, Option<String>) {
         ChangeError::NotVerified { .. } => (
             ExitStatus::Azure,
             Some("someone else may be editing the policy; run the command again".to_owned()),
+        ),
+        ChangeError::PortNotInPolicy { vm, .. } => (
+            ExitStatus::Usage,
+            Some(format!(
+                "`jit show {vm}` lists its ports; add one with `jit edit {vm} --add-port`"
+            )),
+        ),
+        ChangeError::NameTooLong { .. } => (
+            ExitStatus::Usage,
+            Some(
+                "JIT cannot hold this VM in a policy of that name; a VM name of at most 49 characters fits the portal's policy 'default'"
+                    .to_owned(),
+            ),
+        ),
+        ChangeError::Rule(_) => (
+            ExitStatus::Usage,
+            Some("JIT accepts IPv4 sources or *, and maximums from 5m to 24h".to_owned()),
+        ),
+        ChangeError::UnsafeMerge { .. } => (
+            ExitStatus::Failure,
+            Some(
+                "nothing was written; this is a bug, please report it with the output of `jit -v`"
+                    .to_owned(),
+            ),
         ),
     }
 }

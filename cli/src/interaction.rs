@@ -46,6 +46,35 @@ impl Terminal {
         }
     }
 
+    /// Asks a yes/no question outside the access flow (`jit edit`, `jit policy apply`):
+    /// `--yes` answers yes; without a person to ask, [`Answer::CannotAsk`].
+    pub async fn confirm(&self, prompt: String) -> Answer {
+        if self.assume_yes {
+            return Answer::Yes;
+        }
+        if !self.printer.is_interactive() {
+            return Answer::CannotAsk;
+        }
+        self.end_progress();
+        let answer = tokio::task::spawn_blocking(move || {
+            dialoguer::Confirm::new()
+                .with_prompt(prompt)
+                .default(false)
+                .interact_opt()
+        })
+        .await
+        .context("the question could not be asked")
+        .and_then(|answer| answer.context("the question could not be asked"));
+        match answer {
+            Ok(Some(true)) => Answer::Yes,
+            Ok(_) => Answer::No,
+            Err(error) => {
+                self.printer.warn(format!("{error:#}"));
+                Answer::CannotAsk
+            }
+        }
+    }
+
     fn begin(&self, text: String) {
         if let Ok(mut spinner) = self.spinner.lock() {
             match spinner.as_ref() {
@@ -240,6 +269,9 @@ pub fn describe_change(vm_name: &str, change: &PolicyChange) -> String {
         }
         ChangeOutcome::Deleted => format!(
             "Disabled JIT for {vm_name}: policy '{policy_name}' had no other VM and was deleted"
+        ),
+        ChangeOutcome::Reapplied => format!(
+            "{vm_name} already has these ports in policy '{policy_name}'; wrote the policy again, so JIT restores its NSG rules{neighbours}"
         ),
         ChangeOutcome::Unchanged => format!(
             "{vm_name} already has these ports in policy '{policy_name}'; nothing to change"

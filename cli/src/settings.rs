@@ -12,11 +12,13 @@ use std::path::{Path, PathBuf};
 use jiff::SignedDuration;
 use serde::Serialize;
 
+use jit_agent::access::enable::{PerPort, PortsChange, check_maximum, check_source};
 use jit_agent::access::flow::AccessAsk;
 use jit_agent::access::locate::VmQuery;
 use jit_agent::access::plan::{PortPreference, SourceRequest};
+use jit_agent::azure::models::JitProtocol;
 
-use crate::args::{self, AccessArgs, GlobalArgs, PortArgs};
+use crate::args::{self, AccessArgs, EditArgs, GlobalArgs, PortArgs, ProtocolArg};
 use crate::config_file::{
     AgentSection, ConfigFile, EnableSection, RdpSection, SshSection, VmSection,
 };
@@ -543,6 +545,154 @@ impl AccessCommand {
             enable: self.enable,
         })
     }
+}
+
+/// The JIT protocol a `--protocol` flag names.
+pub fn jit_protocol(protocol: ProtocolArg) -> JitProtocol {
+    match protocol {
+        ProtocolArg::Any => JitProtocol::All,
+        ProtocolArg::Tcp => JitProtocol::Tcp,
+        ProtocolArg::Udp => JitProtocol::Udp,
+    }
+}
+
+/// What `jit edit` was asked, checked before any Azure call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EditCommand {
+    /// The VM.
+    pub vm: VmQuery,
+    /// The change to its ports.
+    pub change: PortsChange,
+}
+
+impl EditCommand {
+    /// Resolves `jit edit`'s flags; added ports without their own values get the
+    /// `[enable]` defaults.
+    pub fn resolve(arguments: &EditArgs, settings: &GlobalSettings) -> Result<Self, CliError> {
+        let usage = |message: String, hint: &str| CliError::Usage {
+            message,
+            hint: Some(hint.to_owned()),
+        };
+        let mut max_duration: PerPort<SignedDuration> = PerPort::default();
+        for text in &arguments.max_durations {
+            let (port, value) = per_port(text, "--max-duration")?;
+            let duration = parse_duration(value, "--max-duration")?;
+            check_maximum(duration)
+                .map_err(|error| usage(error.to_string(), "JIT accepts maximums from 5m to 24h"))?;
+            match port {
+                Some(port) => {
+                    max_duration.ports.retain(|(number, _)| *number != port);
+                    max_duration.ports.push((port, duration));
+                }
+                None => max_duration.every = Some(duration),
+            }
+        }
+        let mut allowed_sources: PerPort<Vec<String>> = PerPort::default();
+        for text in &arguments.allowed_sources {
+            let (port, value) = per_port(text, "--allowed-source")?;
+            let source = match value.trim() {
+                "*" | "any" | "Any" | "ANY" => "*".to_owned(),
+                other => other.to_owned(),
+            };
+            check_source(&source).map_err(|error| {
+                usage(
+                    format!("--allowed-source: {error}"),
+                    "JIT accepts IPv4 addresses, IPv4 ranges or *",
+                )
+            })?;
+            match port {
+                Some(port) => match allowed_sources
+                    .ports
+                    .iter_mut()
+                    .find(|(number, _)| *number == port)
+                {
+                    Some((_, sources)) => sources.push(source),
+                    None => allowed_sources.ports.push((port, vec![source])),
+                },
+                None => allowed_sources
+                    .every
+                    .get_or_insert_with(Vec::new)
+                    .push(source),
+            }
+        }
+        for port in &arguments.add_ports {
+            if arguments.remove_ports.contains(port) {
+                return Err(usage(
+                    format!("port {port} is both added and removed"),
+                    "name each port in one of --add-port and --remove-port",
+                ));
+            }
+        }
+        for port in max_duration
+            .ports
+            .iter()
+            .map(|(port, _)| *port)
+            .chain(allowed_sources.ports.iter().map(|(port, _)| *port))
+        {
+            if arguments.remove_ports.contains(&port) {
+                return Err(usage(
+                    format!("port {port} is removed and changed at once"),
+                    "drop the --max-duration or --allowed-source for a removed port",
+                ));
+            }
+        }
+        if arguments.add_ports.contains(&0) {
+            return Err(usage(
+                "port 0 cannot be protected".to_owned(),
+                "name ports from 1 to 65535",
+            ));
+        }
+        let change = PortsChange {
+            add: dedup(&arguments.add_ports),
+            protocol: jit_protocol(arguments.protocol),
+            remove: dedup(&arguments.remove_ports),
+            max_duration,
+            allowed_sources,
+            default_sources: settings.enable.allowed_sources.clone(),
+            default_max_duration: settings.enable.max_duration,
+        };
+        if change.is_empty() {
+            return Err(usage(
+                "nothing to change".to_owned(),
+                "pass --add-port, --remove-port, --max-duration or --allowed-source",
+            ));
+        }
+        Ok(Self {
+            vm: parse_vm(&arguments.vm)?,
+            change,
+        })
+    }
+}
+
+/// `PORT=VALUE` or `VALUE`.
+fn per_port<'a>(text: &'a str, flag: &str) -> Result<(Option<u16>, &'a str), CliError> {
+    match text.split_once('=') {
+        Some((port, value)) => {
+            let port = port
+                .trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|port| *port > 0)
+                .ok_or_else(|| CliError::Usage {
+                    message: format!("{flag} '{text}': '{port}' is not a port number"),
+                    hint: Some(format!(
+                        "write {flag} VALUE for every port, or {flag} PORT=VALUE"
+                    )),
+                })?;
+            Ok((Some(port), value))
+        }
+        None => Ok((None, text)),
+    }
+}
+
+fn dedup(ports: &[u16]) -> Vec<u16> {
+    let mut unique: Vec<u16> = Vec::new();
+    for port in ports {
+        if !unique.contains(port) {
+            unique.push(*port);
+        }
+    }
+    unique
 }
 
 /// Which port the flags ask for.

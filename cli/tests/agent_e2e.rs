@@ -8,19 +8,23 @@
 //! ends, even on failure ([`AgentStopper`]). Agents not meant to notify get no session
 //! bus, so a developer's desktop never sees test notifications.
 
+// The notification tests run on Linux only; elsewhere their helpers are unused.
+#![cfg_attr(not(target_os = "linux"), allow(dead_code, unused_imports))]
+
 mod support;
 
-use std::collections::HashMap;
-use std::io::{BufRead as _, BufReader};
+#[cfg(target_os = "linux")]
+#[path = "../../agent/tests/daemon_support/bus.rs"]
+mod bus;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use jiff::SignedDuration;
 use jit_emulator::{EmulatorOptions, World};
 use serde_json::Value;
 use support::{TestContext, text};
-use tokio::sync::mpsc;
 
 /// The default world's JIT maximum for api-01's SSH port (`PT3H`).
 const POLICY_MAXIMUM: i64 = 3 * 3600;
@@ -29,6 +33,7 @@ const SLACK_SECONDS: i64 = 60;
 /// The caller's address as the emulator's "what is my IP" service reports it.
 const CALLER_ADDRESS: &str = "198.51.100.7";
 /// How long a notification may take to arrive.
+#[cfg(target_os = "linux")]
 const NOTIFICATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A context whose `jit` may start the agent, with a short `Initiating` phase.
@@ -507,125 +512,12 @@ fn install_writes_a_login_entry_for_the_agent_next_to_jit() {
 // ---------------------------------------------------------------------------------------
 // Notifications on a private session bus.
 
-/// A `dbus-daemon` that is killed when dropped.
-struct PrivateBus {
-    daemon: std::process::Child,
-    address: String,
-}
-
-impl PrivateBus {
-    fn start() -> Self {
-        let mut daemon = match Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--print-address=1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-        {
-            Ok(daemon) => daemon,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                panic!("dbus-daemon is missing: apt-get install dbus");
-            }
-            Err(error) => panic!("could not start dbus-daemon: {error}"),
-        };
-        let mut address = String::new();
-        if let Some(stdout) = daemon.stdout.take() {
-            // dbus-daemon prints its address once it listens, or exits (EOF) on failure.
-            let _ = BufReader::new(stdout).read_line(&mut address);
-        }
-        let address = address.trim().to_owned();
-        assert!(
-            !address.is_empty(),
-            "dbus-daemon printed no address (did it fail to start?)"
-        );
-        Self { daemon, address }
-    }
-}
-
-impl Drop for PrivateBus {
-    fn drop(&mut self) {
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
-    }
-}
-
-/// What the fake notification server received: (app name, summary, body).
-type Received = (String, String, String);
-
-/// The desktop's notification service, as far as a client can tell.
-struct FakeNotifications {
-    received: mpsc::UnboundedSender<Received>,
-}
-
-#[zbus::interface(name = "org.freedesktop.Notifications")]
-impl FakeNotifications {
-    #[allow(clippy::too_many_arguments)]
-    async fn notify(
-        &self,
-        app_name: String,
-        _replaces_id: u32,
-        _app_icon: String,
-        summary: String,
-        body: String,
-        _actions: Vec<String>,
-        _hints: HashMap<String, zbus::zvariant::OwnedValue>,
-        _expire_timeout: i32,
-    ) -> u32 {
-        let _ = self.received.send((app_name, summary, body));
-        1
-    }
-
-    fn get_capabilities(&self) -> Vec<String> {
-        vec!["body".to_owned()]
-    }
-
-    fn get_server_information(&self) -> (String, String, String, String) {
-        (
-            "fake".to_owned(),
-            "jit tests".to_owned(),
-            "1.0".to_owned(),
-            "1.2".to_owned(),
-        )
-    }
-
-    fn close_notification(&self, _id: u32) {}
-}
-
-/// The next notification whose summary satisfies `wanted`, skipping others.
-async fn next_notification(
-    received: &mut mpsc::UnboundedReceiver<Received>,
-    what: &str,
-    wanted: impl Fn(&str) -> bool,
-) -> Received {
-    let deadline = tokio::time::Instant::now() + NOTIFICATION_TIMEOUT;
-    loop {
-        let next = tokio::time::timeout_at(deadline, received.recv())
-            .await
-            .unwrap_or_else(|_| panic!("no {what} notification within {NOTIFICATION_TIMEOUT:?}"))
-            .expect("the notification server is still running");
-        if wanted(&next.1) {
-            return next;
-        }
-    }
-}
-
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_desktop_hears_when_a_window_ends_soon_and_when_it_ended() {
-    let bus = PrivateBus::start();
-    let (sender, mut received) = mpsc::unbounded_channel();
-    let _server = zbus::connection::Builder::address(bus.address.as_str())
-        .expect("the private bus address")
-        .name("org.freedesktop.Notifications")
-        .expect("the well-known name")
-        .serve_at(
-            "/org/freedesktop/Notifications",
-            FakeNotifications { received: sender },
-        )
-        .expect("serve the interface")
-        .build()
-        .await
-        .expect("connect the fake notification server");
+    let bus = bus::PrivateBus::start();
+    let (_server, mut received) =
+        bus::serve_notifications_at(&bus.address, bus::Capabilities::Body).await;
 
     let context = agent_context();
     let config = context.home().join("config.toml");
@@ -654,8 +546,12 @@ async fn the_desktop_hears_when_a_window_ends_soon_and_when_it_ended() {
 
     let port = api_01_port(&context);
     on_the_bus(&["connect", "api-01", "--no-launch"]);
-    let (app, summary, body) =
-        next_notification(&mut received, "opened", |summary| summary.ends_with("open")).await;
+    let bus::Shown {
+        app, summary, body, ..
+    } = bus::next_shown(&mut received, "opened", NOTIFICATION_TIMEOUT, |summary| {
+        summary.ends_with("open")
+    })
+    .await;
     assert_eq!(app, "jit");
     assert_eq!(summary, format!("api-01: port {port} open"));
     assert!(body.contains("jit extend rg-web/api-01"), "{body}");
@@ -664,9 +560,12 @@ async fn the_desktop_hears_when_a_window_ends_soon_and_when_it_ended() {
     context
         .emulator
         .advance_clock(SignedDuration::from_secs(POLICY_MAXIMUM - 4 * 60));
-    let (_, summary, body) = next_notification(&mut received, "ends soon", |summary| {
-        summary.contains("access ends in")
-    })
+    let bus::Shown { summary, body, .. } = bus::next_shown(
+        &mut received,
+        "ends soon",
+        NOTIFICATION_TIMEOUT,
+        |summary| summary.contains("access ends in"),
+    )
     .await;
     assert!(summary.starts_with("api-01: access ends in "), "{summary}");
     assert!(
@@ -685,10 +584,11 @@ async fn the_desktop_hears_when_a_window_ends_soon_and_when_it_ended() {
     context
         .emulator
         .advance_clock(SignedDuration::from_secs(5 * 60));
-    let (_, summary, body) = next_notification(&mut received, "ended", |summary| {
-        summary.ends_with("access ended")
-    })
-    .await;
+    let bus::Shown { summary, body, .. } =
+        bus::next_shown(&mut received, "ended", NOTIFICATION_TIMEOUT, |summary| {
+            summary.ends_with("access ended")
+        })
+        .await;
     assert_eq!(summary, "api-01: access ended");
     assert!(
         body.starts_with(&format!("port {port} on api-01 (rg-web) closed")),

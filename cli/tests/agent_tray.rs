@@ -121,7 +121,8 @@ fn window_entries(menu: &bus::MenuNode) -> Vec<&bus::MenuNode> {
 async fn the_tray_lists_the_window_and_extends_it_on_the_emulator() {
     let bus = bus::PrivateBus::start();
     let (watcher, mut registered) = bus::serve_watcher_at(&bus.address).await;
-    let (_notifications, mut shown) = bus::serve_notifications_at(&bus.address).await;
+    let (_notifications, mut shown) =
+        bus::serve_notifications_at(&bus.address, bus::Capabilities::BodyAndActions).await;
 
     let context = agent_context();
     let config = context.home().join("config.toml");

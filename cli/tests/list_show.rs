@@ -385,6 +385,8 @@ fn initiate(context: &TestContext, subscription: &str, resource_group: &str, vm:
         .build()
         .expect("a runtime");
     runtime.block_on(async move {
+        // reqwest carries no crypto provider of its own (see the root Cargo.toml).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let ca = reqwest::Certificate::from_pem(&std::fs::read(&info.ca_cert).expect("the CA"))
             .expect("a PEM CA");
         let client = reqwest::Client::builder()

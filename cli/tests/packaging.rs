@@ -19,7 +19,8 @@
 //! catches missing pieces, not Ruby semantics.
 //!
 //! Needs `python3` (3.11+, standard library only), `ruby`, `bash`, `tar` and `sha256sum`;
-//! a missing one fails its test with the package to install (`.ci/run` installs `ruby`).
+//! a missing one fails its test with the package to install (`.ci/test` and `.ci/run`
+//! install `ruby` through `.ci/install-packages`).
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
@@ -31,11 +32,13 @@ use serde_json::Value;
 
 const PACKAGE_IDENTIFIER: &str = "Jit.Jit";
 const RELEASE_DATE: &str = "2026-07-15";
-/// winget architecture and the Rust target its zip is built for.
-const WINDOWS_TARGETS: [(&str, &str); 2] = [
-    ("x64", "x86_64-pc-windows-msvc"),
-    ("arm64", "aarch64-pc-windows-msvc"),
-];
+/// winget architecture and the Rust target its zip is built for: the one Windows build
+/// there is, cross-built with mingw-w64 and tested under Wine (`packaging/check-windows`).
+/// Windows on Arm runs it through its x64 emulation.
+const WINDOWS_TARGETS: [(&str, &str); 1] = [("x64", "x86_64-pc-windows-gnu")];
+/// The program next to the package's binaries in every archive: the emulator `jit demo`
+/// starts (built by `tests/emulator`, not installed as a command of its own).
+const EMULATOR_BINARY: &str = "jit-emulator";
 const UNIX_TARGETS: [&str; 4] = [
     "x86_64-apple-darwin",
     "aarch64-apple-darwin",
@@ -611,6 +614,14 @@ fn formula_problems(path: &Path) -> Vec<String> {
     if !formula.contains("Utils.safe_popen_read(bin/\"jit\", \"man\")") {
         problems.push("the man page is not generated with `jit man`".to_owned());
     }
+    if !formula
+        .lines()
+        .any(|line| line.trim() == format!("libexec.install \"{EMULATOR_BINARY}\""))
+    {
+        problems.push(format!(
+            "{EMULATOR_BINARY} is not installed into libexec, where `jit demo` looks"
+        ));
+    }
     if !formula.contains("run [opt_bin/\"jit-agent\", \"run\"]") {
         problems.push("the service does not run `jit-agent run`".to_owned());
     }
@@ -705,7 +716,7 @@ fn the_winget_validator_rejects_broken_manifests() {
     let schemas = WingetSchemas::load();
     assert_no_problems(&winget_problems(&good, &schemas), "the unbroken manifests");
 
-    let x64_digest = fake_digest(&windows_asset("x86_64-pc-windows-msvc")).to_uppercase();
+    let x64_digest = fake_digest(&windows_asset("x86_64-pc-windows-gnu")).to_uppercase();
     let release_path = format!("/releases/download/v{}/", version());
     let cases: [(&str, &str, String, String, &str); 7] = [
         (
@@ -845,7 +856,7 @@ fn the_checked_in_examples_match_the_templates() {
 #[test]
 fn the_renderer_refuses_incomplete_or_malformed_checksums() {
     let temp = temp_dir();
-    let missing = windows_asset("aarch64-pc-windows-msvc");
+    let missing = windows_asset("x86_64-pc-windows-gnu");
     let checksums = write_fake_checksums(temp.path(), std::slice::from_ref(&missing));
     let output_root = temp.path().join("manifests");
     let output = render([
@@ -870,7 +881,7 @@ fn the_renderer_refuses_incomplete_or_malformed_checksums() {
     );
 
     let malformed = temp.path().join("malformed.sha256");
-    fs::write(&malformed, "abc123  jit-x86_64-pc-windows-msvc.zip\n").expect("write");
+    fs::write(&malformed, "abc123  jit-x86_64-pc-windows-gnu.zip\n").expect("write");
     let output = render([
         OsStr::new("homebrew"),
         OsStr::new("--checksums"),
@@ -1088,7 +1099,10 @@ fn build_release_packs_both_layouts_and_its_checksums_feed_the_renderer() {
     let temp = temp_dir();
     let binaries = temp.path().join("binaries");
     fs::create_dir_all(&binaries).expect("create the binaries folder");
-    for name in binary_names() {
+    for name in binary_names()
+        .into_iter()
+        .chain([EMULATOR_BINARY.to_owned()])
+    {
         for file in [name.clone(), format!("{name}.exe")] {
             fs::write(binaries.join(file), format!("stand-in for {name}\n"))
                 .expect("write a stand-in binary");
@@ -1097,7 +1111,7 @@ fn build_release_packs_both_layouts_and_its_checksums_feed_the_renderer() {
     let generator = Path::new(env!("CARGO_BIN_EXE_jit"));
     let out = temp.path().join("dist");
     let unix_target = "x86_64-unknown-linux-gnu";
-    let windows_target = "x86_64-pc-windows-msvc";
+    let windows_target = "x86_64-pc-windows-gnu";
     for target in [unix_target, windows_target] {
         let output = run(
             Command::new("bash")
@@ -1116,6 +1130,7 @@ fn build_release_packs_both_layouts_and_its_checksums_feed_the_renderer() {
     let payload = |binary_suffix: &str| -> BTreeSet<String> {
         let mut files: BTreeSet<String> = binary_names()
             .into_iter()
+            .chain([EMULATOR_BINARY.to_owned()])
             .map(|name| format!("{name}{binary_suffix}"))
             .collect();
         for file in [

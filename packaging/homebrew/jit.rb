@@ -31,6 +31,8 @@ class Jit < Formula
 
   def install
     bin.install "jit", "jit-agent"
+    # The emulator behind `jit demo`, which finds it here (not a command of its own).
+    libexec.install "jit-emulator"
     generate_completions_from_executable(bin/"jit", "completions")
     (man1/"jit.1").write Utils.safe_popen_read(bin/"jit", "man")
   end

@@ -5,6 +5,7 @@
 //! everything that talks to Azure goes through the clients in [`crate::azure`].
 
 pub mod details;
+pub mod doctor;
 pub mod enable;
 pub mod extend;
 pub mod flow;
@@ -14,6 +15,7 @@ pub mod memory;
 pub mod my_ip;
 pub mod ownership;
 pub mod plan;
+pub mod policy_file;
 pub mod request;
 pub mod status;
 pub mod window;

@@ -19,6 +19,9 @@
 //! address [`PublicAddress::why_no_ipv4`] says what each one answered. The documentation
 //! ranges (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32, 3fff::/20)
 //! stay usable, because emulators and examples hand them out as public addresses.
+//!
+//! An answer is read up to [`MAX_ANSWER_BYTES`]: a service that streams more (broken, or
+//! compromised to exhaust memory) is cut off and counts as failed, like a slow one.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -219,15 +222,41 @@ async fn ask(client: &reqwest::Client, url: &str) -> Result<IpAddr, String> {
     if !response.status().is_success() {
         return Err(format!("answered HTTP {}", response.status().as_u16()));
     }
-    let body = response
-        .text()
-        .await
-        .map_err(|error| format!("could not read the answer: {error}"))?;
+    let body = read_answer(response).await?;
     let address = parse_answer(&body).ok_or_else(|| {
         let shown: String = body.chars().take(60).collect();
         format!("answer is not an IP address: {shown:?}")
     })?;
     checked(address)
+}
+
+/// The longest answer read: an address, even in a JSON document with a few more fields,
+/// is far shorter. A service (or whatever answers in its place) streaming more is cut
+/// off instead of filling memory until the timeout.
+pub const MAX_ANSWER_BYTES: usize = 4096;
+
+/// The body of an answer, up to [`MAX_ANSWER_BYTES`], as text.
+async fn read_answer(mut response: reqwest::Response) -> Result<String, String> {
+    let too_long =
+        || format!("answered with more than {MAX_ANSWER_BYTES} bytes, longer than any address");
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(too_long());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| format!("could not read the answer: {error}"))?
+    {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(too_long());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// The answer when it can be the caller's public address, else why not.

@@ -382,7 +382,9 @@ fn as_network(text: &str) -> Option<IpNet> {
         .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
-/// The allowed source that contains `network`, if any (exact match first).
+/// The allowed source that contains `wanted`, if any: the exact string, else the
+/// narrowest allowed range around it (so no more addresses get in than the policy makes
+/// necessary).
 fn containing_range<'a>(allowed: &[&'a str], wanted: &str) -> Option<&'a str> {
     if let Some(exact) = allowed.iter().find(|source| source.trim() == wanted) {
         return Some(exact);
@@ -391,7 +393,10 @@ fn containing_range<'a>(allowed: &[&'a str], wanted: &str) -> Option<&'a str> {
     allowed
         .iter()
         .copied()
-        .find(|source| as_network(source.trim()).is_some_and(|range| range.contains(&wanted)))
+        .filter_map(|source| Some((source, as_network(source.trim())?)))
+        .filter(|(_, range)| range.contains(&wanted))
+        .min_by_key(|(_, range)| std::cmp::Reverse(range.prefix_len()))
+        .map(|(source, _)| source)
 }
 
 /// Chooses the source prefix for one port rule.
@@ -435,6 +440,11 @@ pub fn choose_source(
                 Some(range) if range.trim() == source => Ok(SourceDecision {
                     prefix: Some(range.trim().to_owned()),
                     warnings,
+                }),
+                // Asked for one address or range, never open the port to everyone.
+                Some(range) if opens_to_everyone(range) => Err(PlanError::OnlyEveryone {
+                    port: rule.number,
+                    range: range.trim().to_owned(),
                 }),
                 Some(range) => {
                     warnings.push(format!(
@@ -725,6 +735,55 @@ mod tests {
         .expect("exact address");
         assert_eq!(decision.prefix.as_deref(), Some("198.51.100.7"));
         assert!(decision.warnings.is_empty());
+    }
+
+    #[test]
+    fn an_explicit_source_never_becomes_everyone() {
+        // Found by properties_request_rules: `--source 198.51.100.7` under a policy whose
+        // only range around it is 0.0.0.0/0 used to request 0.0.0.0/0.
+        let policy = rule(22, &["0.0.0.0/0", "10.0.0.0/8"], "PT1H");
+        for source in ["198.51.100.7", "198.51.100.0/24"] {
+            let error = choose_source(&SourceRequest::Explicit(source.to_owned()), None, &policy)
+                .expect_err("not without asking for 0.0.0.0/0");
+            assert!(
+                matches!(&error, PlanError::OnlyEveryone { range, .. } if range == "0.0.0.0/0"),
+                "{error:?}"
+            );
+        }
+        // Asking for exactly that range is asking.
+        let asked = choose_source(
+            &SourceRequest::Explicit("0.0.0.0/0".to_owned()),
+            None,
+            &policy,
+        )
+        .expect("asked for");
+        assert_eq!(asked.prefix.as_deref(), Some("0.0.0.0/0"));
+    }
+
+    #[test]
+    fn the_narrowest_allowed_range_is_used() {
+        let policy = rule(
+            22,
+            &[
+                "0.0.0.0/0",
+                "198.0.0.0/8",
+                "198.51.100.0/24",
+                "198.51.0.0/16",
+            ],
+            "PT1H",
+        );
+        for request in [
+            SourceRequest::Automatic,
+            SourceRequest::Explicit("198.51.100.7".to_owned()),
+        ] {
+            let decision =
+                choose_source(&request, Some(&public(&["198.51.100.7"])), &policy).expect("ok");
+            assert_eq!(
+                decision.prefix.as_deref(),
+                Some("198.51.100.0/24"),
+                "{request:?}"
+            );
+        }
     }
 
     #[test]

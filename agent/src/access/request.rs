@@ -804,6 +804,7 @@ mod tests {
             code: None,
             message: "gateway timeout".to_owned(),
             not_retried: true,
+            retry_after: None,
         };
         assert!(may_have_reached_azure(&server));
         let throttled = ArmError::Throttled {

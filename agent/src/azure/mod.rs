@@ -7,6 +7,8 @@
 //! - [`cloud`]: public, sovereign or custom endpoints (the emulator is a custom cloud);
 //! - [`transport`]: the one pooled `reqwest` client (rustls, system proxy, extra CAs),
 //!   shared by ARM calls and token requests;
+//! - [`trust`]: which server certificates are trusted (platform verifier plus the
+//!   roots of `JIT_CA_FILE`), the same way on every OS;
 //! - [`credential`]: sign-in methods, the automatic chain, the OS keychain and the
 //!   in-memory token cache;
 //! - [`arm`]: the ARM client (retries tuned for an interactive tool, 401 refresh, paging,
@@ -22,3 +24,4 @@ pub mod credential;
 pub mod models;
 pub mod resource_id;
 pub mod transport;
+pub mod trust;

@@ -4,9 +4,10 @@
 //! proxy settings, or point `jit` at the local emulator with its own CA. All of that is a
 //! property of the *connection*, so it lives in a single pooled `reqwest::Client`:
 //!
-//! - rustls with the platform verifier (OS trust store) **plus** extra CA certificates
-//!   from PEM files (`JIT_CA_FILE`): the extra roots are merged, never substituted, so a
-//!   corporate CA does not break public endpoints;
+//! - rustls (with *ring*) and the platform verifier (OS trust store) **plus** extra CA
+//!   certificates from PEM files (`JIT_CA_FILE`): the extra roots are added, never
+//!   substituted, so a corporate CA does not break public endpoints (how each is checked
+//!   on each OS: [`super::trust`]);
 //! - the system proxy (environment variables, and the registry / SystemConfiguration on
 //!   Windows and macOS through reqwest's `system-proxy` feature);
 //! - `TCP_NODELAY` (small ARM requests otherwise stall on Nagle + delayed ACK), connect
@@ -22,6 +23,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use azure_core::http::Transport;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
+
+use super::trust::{self, TrustError};
 
 /// The user agent every request carries unless the caller overrides it.
 pub const DEFAULT_USER_AGENT: &str = concat!("jit/", env!("CARGO_PKG_VERSION"));
@@ -76,8 +81,11 @@ pub enum TransportError {
         /// The file.
         path: PathBuf,
         /// The parse error.
-        source: reqwest::Error,
+        source: rustls::pki_types::pem::Error,
     },
+    /// The TLS settings could not be built from the system's verifier and the CA files.
+    #[error("cannot set up HTTPS: {0} (check JIT_CA_FILE)")]
+    Tls(#[source] TrustError),
     /// reqwest refused the configuration (for example: no trusted roots at all).
     #[error(
         "cannot set up HTTPS: {0} (install the system CA certificates, or name a PEM file in JIT_CA_FILE)"
@@ -110,13 +118,14 @@ impl HttpTransport {
         for path in &options.extra_ca_files {
             extra_roots.extend(read_pem_certificates(path)?);
         }
+        let tls = trust::client_config(extra_roots).map_err(TransportError::Tls)?;
         let mut builder = reqwest::Client::builder()
             .user_agent(options.user_agent.clone())
             .tcp_nodelay(true)
             .connect_timeout(options.connect_timeout)
             .read_timeout(options.read_timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .tls_certs_merge(extra_roots);
+            .tls_backend_preconfigured(tls);
         if !use_proxy {
             builder = builder.no_proxy();
         }
@@ -144,17 +153,17 @@ impl HttpTransport {
     }
 }
 
-fn read_pem_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, TransportError> {
+fn read_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TransportError> {
     let pem = std::fs::read(path).map_err(|source| TransportError::ReadCaFile {
         path: path.to_owned(),
         source,
     })?;
-    let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
-        TransportError::InvalidCertificate {
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| TransportError::InvalidCertificate {
             path: path.to_owned(),
             source,
-        }
-    })?;
+        })?;
     if certificates.is_empty() {
         return Err(TransportError::NoCertificate {
             path: path.to_owned(),

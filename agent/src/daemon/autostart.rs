@@ -7,10 +7,14 @@
 //! and side effects that take the entry's location, so tests write into temp dirs and
 //! never touch the real user session (`activate = false` skips `systemctl`/`launchctl`).
 //!
+//! The LaunchAgent plist is written and read with the `plist` crate (escaping and
+//! structure are its business, and an entry edited by hand still parses).
+//!
 //! On Windows the `Run` value (`HKCU\Software\Microsoft\Windows\CurrentVersion\Run`) is
 //! used rather than a script in the Startup folder, because a script flashes a console
 //! window at every login while `jit-agent.exe` is a windowless program. It is written
-//! with `reg.exe` (argv, no shell) and is not exercised by the tests here.
+//! through the registry API (`windows-registry`); the key is part of the mechanism, so
+//! tests use a key of their own (and run under Wine in CI).
 //!
 //! Installing over an entry that runs another program (an old install path, a second
 //! copy of `jit`) replaces it and reports what it pointed at, so the CLI can warn.
@@ -23,8 +27,8 @@ use std::process::Command;
 pub const SYSTEMD_UNIT: &str = "jit-agent.service";
 /// The LaunchAgent's label (and plist file stem).
 pub const LAUNCH_AGENT_LABEL: &str = "io.github.jit-cli.agent";
-/// The registry key holding per-user login programs.
-pub const WINDOWS_RUN_KEY: &str = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run";
+/// The registry key (under `HKEY_CURRENT_USER`) holding per-user login programs.
+pub const WINDOWS_RUN_KEY: &str = r"Software\Microsoft\Windows\CurrentVersion\Run";
 /// The value name under [`WINDOWS_RUN_KEY`].
 pub const WINDOWS_RUN_VALUE: &str = "jit-agent";
 
@@ -41,8 +45,11 @@ pub enum Mechanism {
         /// The plist, normally `~/Library/LaunchAgents/io.github.jit-cli.agent.plist`.
         plist_file: PathBuf,
     },
-    /// A value under the user's `Run` registry key.
-    WindowsRun,
+    /// A value named [`WINDOWS_RUN_VALUE`] under a key of `HKEY_CURRENT_USER`.
+    WindowsRun {
+        /// The key, normally [`WINDOWS_RUN_KEY`].
+        key: String,
+    },
 }
 
 /// Why autostart could not be set up.
@@ -86,7 +93,7 @@ pub struct UninstallReport {
     pub activation: Activation,
 }
 
-/// Whether `systemctl`/`launchctl` (or `reg`) was run, and how it went.
+/// Whether `systemctl`/`launchctl` was run, and how it went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Activation {
     /// The session manager accepted the change.
@@ -103,7 +110,9 @@ impl Mechanism {
         let dirs = directories::BaseDirs::new()
             .ok_or_else(|| AutostartError::Unsupported("no home directory".to_owned()))?;
         if cfg!(windows) {
-            Ok(Mechanism::WindowsRun)
+            Ok(Mechanism::WindowsRun {
+                key: WINDOWS_RUN_KEY.to_owned(),
+            })
         } else if cfg!(target_os = "macos") {
             Ok(Mechanism::LaunchAgent {
                 plist_file: dirs
@@ -127,7 +136,7 @@ impl Mechanism {
         match self {
             Mechanism::SystemdUser { unit_file } => unit_file.display().to_string(),
             Mechanism::LaunchAgent { plist_file } => plist_file.display().to_string(),
-            Mechanism::WindowsRun => format!(r"{WINDOWS_RUN_KEY}\{WINDOWS_RUN_VALUE}"),
+            Mechanism::WindowsRun { key } => format!(r"HKCU\{key}\{WINDOWS_RUN_VALUE}"),
         }
     }
 }
@@ -156,36 +165,39 @@ pub fn render_systemd_unit(program: &Path, args: &[String]) -> String {
     )
 }
 
-/// The LaunchAgent plist that runs `program args…` at login.
+/// The LaunchAgent plist that runs `program args…` at login (and again if it fails).
 pub fn render_launch_agent(program: &Path, args: &[String]) -> String {
-    let arguments: String = std::iter::once(program.to_string_lossy().into_owned())
+    let arguments = std::iter::once(program.to_string_lossy().into_owned())
         .chain(args.iter().cloned())
-        .map(|word| format!("        <string>{}</string>\n", xml_escape(&word)))
+        .map(plist::Value::String)
         .collect();
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
-         <!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
-         <!-- Written by `jit agent install`; remove with `jit agent uninstall`. -->\n\
-         <plist version=\"1.0\">\n\
-         <dict>\n\
-         \x20   <key>Label</key>\n\
-         \x20   <string>{LAUNCH_AGENT_LABEL}</string>\n\
-         \x20   <key>ProgramArguments</key>\n\
-         \x20   <array>\n\
-         {arguments}\
-         \x20   </array>\n\
-         \x20   <key>RunAtLoad</key>\n\
-         \x20   <true/>\n\
-         \x20   <key>KeepAlive</key>\n\
-         \x20   <dict>\n\
-         \x20       <key>SuccessfulExit</key>\n\
-         \x20       <false/>\n\
-         \x20   </dict>\n\
-         \x20   <key>ProcessType</key>\n\
-         \x20   <string>Interactive</string>\n\
-         </dict>\n\
-         </plist>\n"
-    )
+    let mut keep_alive = plist::Dictionary::new();
+    keep_alive.insert("SuccessfulExit".to_owned(), plist::Value::Boolean(false));
+    let mut agent = plist::Dictionary::new();
+    agent.insert(
+        "Label".to_owned(),
+        plist::Value::String(LAUNCH_AGENT_LABEL.to_owned()),
+    );
+    agent.insert(
+        "ProgramArguments".to_owned(),
+        plist::Value::Array(arguments),
+    );
+    agent.insert("RunAtLoad".to_owned(), plist::Value::Boolean(true));
+    agent.insert("KeepAlive".to_owned(), plist::Value::Dictionary(keep_alive));
+    agent.insert(
+        "ProcessType".to_owned(),
+        plist::Value::String("Interactive".to_owned()),
+    );
+    let mut xml = Vec::new();
+    // Writing a dictionary of strings and booleans into memory cannot fail.
+    if let Err(error) = plist::Value::Dictionary(agent).to_writer_xml(&mut xml) {
+        tracing::error!(%error, "could not render the LaunchAgent plist");
+    }
+    let mut text = String::from_utf8_lossy(&xml).into_owned();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
 }
 
 /// The command line stored in the `Run` value: the program quoted, then its arguments.
@@ -211,19 +223,16 @@ pub fn program_in_entry(mechanism: &Mechanism, content: &str) -> Option<PathBuf>
             .find_map(|line| line.trim().strip_prefix("ExecStart="))
             .and_then(first_word),
         Mechanism::LaunchAgent { .. } => {
-            let after_key = content.split_once("<key>ProgramArguments</key>")?.1;
-            let after_open = after_key.split_once("<string>")?.1;
-            let value = after_open.split_once("</string>")?.0;
-            Some(PathBuf::from(xml_unescape(value)))
+            let plist = plist::Value::from_reader_xml(content.as_bytes()).ok()?;
+            let program = plist
+                .as_dictionary()?
+                .get("ProgramArguments")?
+                .as_array()?
+                .first()?
+                .as_string()?;
+            Some(PathBuf::from(program))
         }
-        Mechanism::WindowsRun => {
-            // `reg query` prints `    jit-agent    REG_SZ    "C:\…\jit-agent.exe" run`.
-            let data = content
-                .lines()
-                .find_map(|line| line.split_once("REG_SZ").map(|(_, data)| data.trim()))
-                .unwrap_or(content.trim());
-            first_word(data)
-        }
+        Mechanism::WindowsRun { .. } => first_word(content),
     }
 }
 
@@ -266,30 +275,15 @@ pub fn install(
                 Activation::Skipped("not requested".to_owned())
             }
         }
-        Mechanism::WindowsRun => {
+        Mechanism::WindowsRun { key } => {
             let value = render_windows_run_value(program, args);
-            match run(&[
-                "reg",
-                "add",
-                WINDOWS_RUN_KEY,
-                "/v",
-                WINDOWS_RUN_VALUE,
-                "/t",
-                "REG_SZ",
-                "/d",
-                &value,
-                "/f",
-            ]) {
-                Activation::Failed(reason) | Activation::Skipped(reason) => {
-                    return Err(AutostartError::Io {
-                        action: "could not write",
-                        location,
-                        source: io::Error::other(reason),
-                    });
-                }
-                // The value takes effect at next login; the CLI starts the agent now.
-                Activation::Done => Activation::Skipped("takes effect at next login".to_owned()),
-            }
+            registry::write_run_value(key, &value).map_err(|source| AutostartError::Io {
+                action: "could not write",
+                location: location.clone(),
+                source,
+            })?;
+            // The value takes effect at next login; the CLI starts the agent now.
+            Activation::Skipped("takes effect at next login".to_owned())
         }
     };
     Ok(InstallReport {
@@ -343,30 +337,20 @@ fn uninstall_windows_run(
     mechanism: &Mechanism,
     location: String,
 ) -> Result<UninstallReport, AutostartError> {
-    if read_entry(mechanism)?.is_none() {
-        return Ok(UninstallReport {
-            removed: None,
-            activation: Activation::Skipped("no entry".to_owned()),
-        });
-    }
-    match run(&[
-        "reg",
-        "delete",
-        WINDOWS_RUN_KEY,
-        "/v",
-        WINDOWS_RUN_VALUE,
-        "/f",
-    ]) {
-        Activation::Done => Ok(UninstallReport {
-            removed: Some(location),
-            activation: Activation::Skipped("nothing to stop".to_owned()),
-        }),
-        Activation::Failed(reason) | Activation::Skipped(reason) => Err(AutostartError::Io {
-            action: "could not remove",
-            location,
-            source: io::Error::other(reason),
-        }),
-    }
+    let Mechanism::WindowsRun { key } = mechanism else {
+        return Err(AutostartError::Unsupported(
+            "not a registry entry".to_owned(),
+        ));
+    };
+    let removed = registry::remove_run_value(key).map_err(|source| AutostartError::Io {
+        action: "could not remove",
+        location: location.clone(),
+        source,
+    })?;
+    Ok(UninstallReport {
+        removed: removed.then_some(location),
+        activation: Activation::Skipped("nothing to stop".to_owned()),
+    })
 }
 
 /// The file an entry lives in (`None` for the registry).
@@ -374,24 +358,20 @@ fn entry_file(mechanism: &Mechanism) -> Option<&Path> {
     match mechanism {
         Mechanism::SystemdUser { unit_file } => Some(unit_file),
         Mechanism::LaunchAgent { plist_file } => Some(plist_file),
-        Mechanism::WindowsRun => None,
+        Mechanism::WindowsRun { .. } => None,
     }
 }
 
 /// The current entry's content, `None` when there is none.
 fn read_entry(mechanism: &Mechanism) -> Result<Option<String>, AutostartError> {
     let Some(file) = entry_file(mechanism) else {
-        if !cfg!(windows) {
+        let Mechanism::WindowsRun { key } = mechanism else {
             return Ok(None);
-        }
-        let output = Command::new("reg")
-            .args(["query", WINDOWS_RUN_KEY, "/v", WINDOWS_RUN_VALUE])
-            .output();
-        return Ok(match output {
-            Ok(output) if output.status.success() => {
-                Some(String::from_utf8_lossy(&output.stdout).into_owned())
-            }
-            _ => None,
+        };
+        return registry::read_run_value(key).map_err(|source| AutostartError::Io {
+            action: "could not read",
+            location: mechanism.location(),
+            source,
         });
     };
     match std::fs::read_to_string(file) {
@@ -514,20 +494,80 @@ fn first_word(command_line: &str) -> Option<PathBuf> {
     (!word.is_empty()).then(|| PathBuf::from(word))
 }
 
-fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&apos;")
+/// The `Run` value in the registry (Windows); elsewhere there is no registry.
+#[cfg(windows)]
+mod registry {
+    use std::io;
+
+    use super::WINDOWS_RUN_VALUE;
+
+    /// `ERROR_FILE_NOT_FOUND` as an HRESULT: no such key or value.
+    const NOT_FOUND: i32 = 0x8007_0002_u32 as i32;
+
+    fn io_error(error: windows_registry::Result<()>) -> io::Result<()> {
+        error.map_err(io::Error::from)
+    }
+
+    pub(super) fn read_run_value(key: &str) -> io::Result<Option<String>> {
+        let opened = match windows_registry::CURRENT_USER.open(key) {
+            Ok(opened) => opened,
+            Err(error) if error.code().0 == NOT_FOUND => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
+        match opened.get_string(WINDOWS_RUN_VALUE) {
+            Ok(value) => Ok(Some(value)),
+            Err(error) if error.code().0 == NOT_FOUND => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub(super) fn write_run_value(key: &str, value: &str) -> io::Result<()> {
+        let created = windows_registry::CURRENT_USER.create(key)?;
+        io_error(created.set_string(WINDOWS_RUN_VALUE, value))
+    }
+
+    /// Removes the value; `false` when there was none.
+    pub(super) fn remove_run_value(key: &str) -> io::Result<bool> {
+        let opened = match windows_registry::CURRENT_USER
+            .options()
+            .read()
+            .write()
+            .open(key)
+        {
+            Ok(opened) => opened,
+            Err(error) if error.code().0 == NOT_FOUND => return Ok(false),
+            Err(error) => return Err(error.into()),
+        };
+        match opened.remove_value(WINDOWS_RUN_VALUE) {
+            Ok(()) => Ok(true),
+            Err(error) if error.code().0 == NOT_FOUND => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
 }
 
-fn xml_unescape(text: &str) -> String {
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
+#[cfg(not(windows))]
+mod registry {
+    use std::io;
+
+    fn unsupported() -> io::Error {
+        io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the Windows registry exists only on Windows",
+        )
+    }
+
+    pub(super) fn read_run_value(_key: &str) -> io::Result<Option<String>> {
+        Ok(None)
+    }
+
+    pub(super) fn write_run_value(_key: &str, _value: &str) -> io::Result<()> {
+        Err(unsupported())
+    }
+
+    pub(super) fn remove_run_value(_key: &str) -> io::Result<bool> {
+        Err(unsupported())
+    }
 }
 
 #[cfg(test)]
@@ -561,18 +601,48 @@ mod tests {
     }
 
     #[test]
-    fn the_launch_agent_lists_the_program_and_arguments() {
-        let plist = render_launch_agent(Path::new("/Applications/A&B/jit-agent"), &args());
-        assert!(plist.contains("<string>/Applications/A&amp;B/jit-agent</string>"));
-        assert!(plist.contains("<string>run</string>"));
-        assert!(plist.contains(&format!("<string>{LAUNCH_AGENT_LABEL}</string>")));
+    fn the_launch_agent_is_a_plist_that_parses_back() {
+        let program = Path::new("/Applications/A&B <tools>/jit-agent");
+        let rendered = render_launch_agent(program, &args());
+        let parsed = plist::Value::from_reader_xml(rendered.as_bytes())
+            .expect("the rendered LaunchAgent is a valid XML plist");
+        let agent = parsed.as_dictionary().expect("a dictionary at the top");
+        assert_eq!(
+            agent.get("Label").and_then(plist::Value::as_string),
+            Some(LAUNCH_AGENT_LABEL)
+        );
+        let arguments: Vec<&str> = agent
+            .get("ProgramArguments")
+            .and_then(plist::Value::as_array)
+            .expect("ProgramArguments")
+            .iter()
+            .filter_map(plist::Value::as_string)
+            .collect();
+        assert_eq!(arguments, ["/Applications/A&B <tools>/jit-agent", "run"]);
+        assert_eq!(
+            agent.get("RunAtLoad").and_then(plist::Value::as_boolean),
+            Some(true)
+        );
+        let keep_alive = agent
+            .get("KeepAlive")
+            .and_then(plist::Value::as_dictionary)
+            .expect("KeepAlive");
+        assert_eq!(
+            keep_alive
+                .get("SuccessfulExit")
+                .and_then(plist::Value::as_boolean),
+            Some(false),
+            "restarted after a failure, not after `jit agent stop`"
+        );
+        assert!(rendered.contains("A&amp;B &lt;tools&gt;"), "{rendered}");
         let mechanism = Mechanism::LaunchAgent {
             plist_file: PathBuf::new(),
         };
         assert_eq!(
-            program_in_entry(&mechanism, &plist),
-            Some(PathBuf::from("/Applications/A&B/jit-agent"))
+            program_in_entry(&mechanism, &rendered),
+            Some(program.into())
         );
+        assert_eq!(program_in_entry(&mechanism, "<plist>not closed"), None);
     }
 
     #[test]
@@ -580,12 +650,16 @@ mod tests {
         let value =
             render_windows_run_value(Path::new(r"C:\Program Files\jit\jit-agent.exe"), &args());
         assert_eq!(value, r#""C:\Program Files\jit\jit-agent.exe" run"#);
-        let query = format!(
-            "\r\nHKEY_CURRENT_USER\\Software\\Microsoft\\Windows\\CurrentVersion\\Run\r\n    jit-agent    REG_SZ    {value}\r\n"
+        let mechanism = Mechanism::WindowsRun {
+            key: WINDOWS_RUN_KEY.to_owned(),
+        };
+        assert_eq!(
+            program_in_entry(&mechanism, &value),
+            Some(PathBuf::from(r"C:\Program Files\jit\jit-agent.exe"))
         );
         assert_eq!(
-            program_in_entry(&Mechanism::WindowsRun, &query),
-            Some(PathBuf::from(r"C:\Program Files\jit\jit-agent.exe"))
+            mechanism.location(),
+            r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run\jit-agent"
         );
     }
 }

@@ -23,6 +23,7 @@ pub mod autostart;
 pub mod azure_backend;
 pub mod backend;
 pub mod client;
+mod desktop_notification;
 pub mod notifier;
 pub mod paths;
 pub mod protocol;
@@ -31,6 +32,8 @@ pub mod server;
 pub mod store;
 mod transport;
 pub mod tray;
+#[cfg(windows)]
+mod windows_pipe;
 
 pub use azure_backend::AzureBackend;
 pub use backend::{AccessBackend, BackendError, Granted, OfflineBackend, Refreshed, WindowUpdate};

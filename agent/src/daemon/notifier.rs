@@ -221,7 +221,8 @@ pub trait Notifier: Send + Sync + 'static {
     }
 }
 
-/// Desktop notifications through `notify-rust`, as the app "jit".
+/// Desktop notifications through `notify-rust`, as the app "jit" (see
+/// `desktop_notification`).
 #[derive(Debug, Clone)]
 pub struct DesktopNotifier {
     app_name: String,
@@ -238,87 +239,65 @@ impl Default for DesktopNotifier {
 }
 
 impl DesktopNotifier {
-    fn build(&self, notification: &Notification) -> notify_rust::Notification {
-        let mut desktop = notify_rust::Notification::new();
-        desktop
-            .appname(&self.app_name)
-            .summary(&notification.summary())
-            .body(&notification.body())
-            .timeout(notify_rust::Timeout::Milliseconds(
-                u32::try_from(self.expire_after.as_millis()).unwrap_or(u32::MAX),
-            ));
-        desktop
+    fn message<'a>(
+        &'a self,
+        notification: &Notification,
+    ) -> super::desktop_notification::DesktopMessage<'a> {
+        super::desktop_notification::DesktopMessage {
+            app_name: &self.app_name,
+            summary: notification.summary(),
+            body: notification.body(),
+            expire_after: self.expire_after,
+        }
     }
 }
 
 impl Notifier for DesktopNotifier {
     async fn notify(&self, notification: &Notification) -> Result<(), NotifyError> {
-        let desktop = self.build(notification);
-        show(desktop).await
+        super::desktop_notification::show(self.message(notification))
+            .await
+            .map_err(NotifyError)
     }
 
-    #[cfg(all(unix, not(target_os = "macos")))]
+    #[cfg(all(feature = "desktop-notifications", unix, not(target_os = "macos")))]
     async fn notify_with_actions(
         &self,
         notification: &Notification,
         requests: &RequestSender,
     ) -> Result<(), NotifyError> {
-        let mut desktop = self.build(notification);
         if notification.actions.is_empty() {
-            return show(desktop).await;
+            return self.notify(notification).await;
         }
-        for action in &notification.actions {
-            desktop.action(action.key(), action.label());
-        }
-        let handle = desktop
-            .show_async()
-            .await
-            .map_err(|error| NotifyError(error.to_string()))?;
-        // Wait for a button in the background, at most until the window ends (after
-        // that, extending is `jit connect`'s business). The wait ends early when the
-        // notification is closed.
+        let buttons: Vec<(&str, &str)> = notification
+            .actions
+            .iter()
+            .map(|action| (action.key(), action.label()))
+            .collect();
+        // Wait for a button at most until the window ends (after that, extending is
+        // `jit connect`'s business). The wait ends early when the notification is closed.
+        let longest_wait = Duration::try_from(notification.time_left).unwrap_or(Duration::ZERO);
+        let pressed = super::desktop_notification::show_with_buttons(
+            self.message(notification),
+            &buttons,
+            longest_wait,
+        )
+        .await
+        .map_err(NotifyError)?;
         let vm_id = notification.vm_id.clone();
         let requests = requests.clone();
-        let longest_wait = Duration::try_from(notification.time_left).unwrap_or(Duration::ZERO);
         tokio::spawn(async move {
-            let mut chosen = None;
-            let waited = tokio::time::timeout(
-                longest_wait,
-                handle.wait_for_action_async(|response| {
-                    if let notify_rust::NotificationResponse::Action(key) = response {
-                        chosen = Some(key.clone());
-                    }
-                }),
-            )
-            .await;
-            if waited.is_err() {
-                tracing::debug!(vm = %vm_id, "the window ended before a notification button was pressed");
-                return;
-            }
-            if chosen.as_deref() == Some(NotificationAction::Extend.key()) {
-                tracing::info!(vm = %vm_id, "\"Extend\" pressed on a notification");
-                let _ = requests.send(DesktopRequest::Extend { vm_id });
+            match pressed.await {
+                Ok(key) if key == NotificationAction::Extend.key() => {
+                    tracing::info!(vm = %vm_id, "\"Extend\" pressed on a notification");
+                    let _ = requests.send(DesktopRequest::Extend { vm_id });
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    tracing::debug!(vm = %vm_id, "no notification button was pressed before the window ended");
+                }
             }
         });
         Ok(())
-    }
-}
-
-#[cfg(all(unix, not(target_os = "macos")))]
-async fn show(desktop: notify_rust::Notification) -> Result<(), NotifyError> {
-    desktop
-        .show_async()
-        .await
-        .map(|_handle| ())
-        .map_err(|error| NotifyError(error.to_string()))
-}
-
-#[cfg(any(target_os = "macos", windows))]
-async fn show(desktop: notify_rust::Notification) -> Result<(), NotifyError> {
-    // Only the blocking API exists here; keep it off the async threads.
-    match tokio::task::spawn_blocking(move || desktop.show().map(|_handle| ())).await {
-        Ok(result) => result.map_err(|error| NotifyError(error.to_string())),
-        Err(error) => Err(NotifyError(error.to_string())),
     }
 }
 

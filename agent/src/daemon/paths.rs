@@ -11,8 +11,18 @@
 //!
 //! Callers may override either (the CLI reads `JIT_RUNTIME_DIR` / `JIT_STATE_DIR`); this
 //! module never reads `jit`'s own environment variables, so tests pass paths instead.
-//! On Windows the endpoint is a named pipe whose name is derived from the runtime dir,
-//! which is per user, so two users never share a pipe name.
+//! On Windows the endpoint is a named pipe named after the user's SID and the runtime
+//! dir (`\\.\pipe\jit-agent-S-1-5-21-…-<hash>`): two users never share a name, and
+//! two agents of one user with different runtime dirs (tests) do not either. The pipe's
+//! protection is in `windows_pipe`.
+//!
+//! Where things end up by default (the `directories` crate):
+//!
+//! | OS | state dir | runtime dir |
+//! |---|---|---|
+//! | Linux | `$XDG_STATE_HOME/jit` (`~/.local/state/jit`) | `$XDG_RUNTIME_DIR/jit` |
+//! | macOS | `~/Library/Application Support/jit` | `$TMPDIR/jit` |
+//! | Windows | `%LOCALAPPDATA%\jit\data` | the state dir |
 
 use std::path::{Path, PathBuf};
 
@@ -75,19 +85,26 @@ impl AgentPaths {
         self.runtime_dir.join("agent.sock")
     }
 
-    /// The named pipe the agent listens on (Windows), unique per runtime dir.
-    pub fn pipe_name(&self) -> String {
-        format!(
-            r"\\.\pipe\jit-agent-{:016x}",
-            fnv1a(self.runtime_dir.to_string_lossy().as_bytes())
-        )
+    /// The named pipe the agent listens on: per user (SID) and per runtime dir.
+    #[cfg(windows)]
+    pub fn pipe_name(&self) -> std::io::Result<String> {
+        let user = super::windows_pipe::current_user()?;
+        Ok(pipe_name_for(user.text(), &self.runtime_dir))
     }
 
     /// The endpoint clients connect to, as shown to users.
     pub fn endpoint_display(&self) -> String {
-        if cfg!(windows) {
-            self.pipe_name()
-        } else {
+        #[cfg(windows)]
+        {
+            self.pipe_name().unwrap_or_else(|error| {
+                format!(
+                    "{} (cannot read this user's SID: {error})",
+                    pipe_name_for("<user>", &self.runtime_dir)
+                )
+            })
+        }
+        #[cfg(not(windows))]
+        {
             self.socket().display().to_string()
         }
     }
@@ -134,7 +151,17 @@ fn default_runtime_dir() -> Option<PathBuf> {
     project_dirs()?.runtime_dir().map(Path::to_path_buf)
 }
 
+/// The pipe name of `user` (a SID as text) for `runtime_dir`.
+#[cfg(any(windows, test))]
+fn pipe_name_for(user: &str, runtime_dir: &Path) -> String {
+    format!(
+        r"\\.\pipe\jit-agent-{user}-{:016x}",
+        fnv1a(runtime_dir.to_string_lossy().as_bytes())
+    )
+}
+
 /// FNV-1a, 64-bit: a stable, dependency-free hash for the pipe name.
+#[cfg(any(windows, test))]
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
@@ -158,11 +185,24 @@ mod tests {
     }
 
     #[test]
-    fn pipe_names_differ_per_runtime_dir() {
-        let first = AgentPaths::new("/a", "/s").pipe_name();
-        let second = AgentPaths::new("/b", "/s").pipe_name();
+    fn pipe_names_differ_per_user_and_runtime_dir() {
+        let first = pipe_name_for("S-1-5-21-1-2-3-1001", Path::new("/a"));
+        let second = pipe_name_for("S-1-5-21-1-2-3-1001", Path::new("/b"));
+        let other_user = pipe_name_for("S-1-5-21-1-2-3-1002", Path::new("/a"));
         assert_ne!(first, second);
-        assert!(first.starts_with(r"\\.\pipe\jit-agent-"));
-        assert_eq!(first, AgentPaths::new("/a", "/other").pipe_name());
+        assert_ne!(first, other_user);
+        assert!(
+            first.starts_with(r"\\.\pipe\jit-agent-S-1-5-21-1-2-3-1001-"),
+            "{first}"
+        );
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn the_pipe_name_carries_this_users_sid() {
+        let paths = AgentPaths::new(r"C:\a", r"C:\s");
+        let name = paths.pipe_name().expect("the SID is readable");
+        assert!(name.starts_with(r"\\.\pipe\jit-agent-S-1-"), "{name}");
+        assert_eq!(paths.endpoint_display(), name);
     }
 }

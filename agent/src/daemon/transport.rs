@@ -5,13 +5,8 @@
 //! socket itself is 0600, and the agent also checks each peer's uid (`SO_PEERCRED` /
 //! `getpeereid`), so a misconfigured directory still does not let another user in.
 //!
-//! On Windows the endpoint is a named pipe created as the first instance of its name
-//! (so a second agent cannot bind it), refusing remote clients. Its security is the
-//! default DACL of a pipe, which gives full access to the creator, LocalSystem and
-//! administrators and *read-only* access to Everyone: another user can open it for
-//! reading but cannot write a request, so cannot ask for anything. There is no peer
-//! check on Windows (it would need `GetNamedPipeClientProcessId` and unsafe code); this
-//! part is compiled on Windows only and not exercised by the test suite here.
+//! On Windows the endpoint is a named pipe private to the user, and both ends check who
+//! is at the other one: see [`super::windows_pipe`].
 
 use std::io;
 use std::path::Path;
@@ -127,15 +122,17 @@ pub(crate) fn prepare_private_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Who is on the other end of an accepted connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Peer {
     /// A process of this user.
     Owner,
     /// A process of another user (Unix uid).
     #[cfg(unix)]
     Stranger { uid: u32 },
+    /// A process of another user (Windows SID).
+    #[cfg(windows)]
+    Stranger { sid: String },
     /// The OS gave no answer; refused, since it cannot be shown to be the owner.
-    #[cfg(unix)]
     Unknown,
 }
 
@@ -157,7 +154,7 @@ pub(crate) struct Listener {
     #[cfg(unix)]
     inner: tokio::net::UnixListener,
     #[cfg(windows)]
-    inner: pipe::PipeListener,
+    inner: super::windows_pipe::PipeListener,
 }
 
 impl Listener {
@@ -174,11 +171,12 @@ impl Listener {
         Ok(Self { inner })
     }
 
-    /// Creates the first instance of the agent's pipe; fails if another process has it.
+    /// Creates the first instance of the agent's pipe, private to this user; fails if
+    /// another process has it.
     #[cfg(windows)]
     pub(crate) fn bind(paths: &AgentPaths) -> io::Result<Self> {
         Ok(Self {
-            inner: pipe::PipeListener::bind(paths.pipe_name())?,
+            inner: super::windows_pipe::PipeListener::bind(paths.pipe_name()?)?,
         })
     }
 
@@ -197,11 +195,21 @@ impl Listener {
         Ok((Box::new(stream), peer))
     }
 
-    /// Waits for the next connection. The pipe's DACL is the only check on Windows.
+    /// Waits for the next connection and says who made it (the client process's user).
     #[cfg(windows)]
     pub(crate) async fn accept(&mut self) -> io::Result<(BoxedStream, Peer)> {
-        let stream = self.inner.accept().await?;
-        Ok((Box::new(stream), Peer::Owner))
+        let (stream, client_user) = self.inner.accept().await?;
+        let peer = match (client_user, super::windows_pipe::current_user()) {
+            (Ok(client), Ok(own)) if client == own => Peer::Owner,
+            (Ok(client), Ok(_)) => Peer::Stranger {
+                sid: client.text().to_owned(),
+            },
+            (Err(error), _) | (_, Err(error)) => {
+                tracing::warn!(%error, "could not tell which user the client runs as");
+                Peer::Unknown
+            }
+        };
+        Ok((Box::new(stream), peer))
     }
 }
 
@@ -238,59 +246,9 @@ async fn connect_now(paths: &AgentPaths) -> io::Result<BoxedStream> {
 
 #[cfg(windows)]
 async fn connect_now(paths: &AgentPaths) -> io::Result<BoxedStream> {
-    Ok(Box::new(pipe::connect(&paths.pipe_name()).await?))
-}
-
-#[cfg(windows)]
-mod pipe {
-    //! Named pipes: one server instance waits for a client at a time; once one connects,
-    //! a fresh instance is created for the next client before the connected one is
-    //! handed over.
-
-    use std::io;
-    use std::time::Duration;
-
-    use tokio::net::windows::named_pipe::{
-        ClientOptions, NamedPipeClient, NamedPipeServer, ServerOptions,
-    };
-
-    /// `ERROR_PIPE_BUSY`: every instance is taken; retry shortly.
-    const ERROR_PIPE_BUSY: i32 = 231;
-
-    #[derive(Debug)]
-    pub(super) struct PipeListener {
-        name: String,
-        next: NamedPipeServer,
-    }
-
-    impl PipeListener {
-        pub(super) fn bind(name: String) -> io::Result<Self> {
-            let next = ServerOptions::new()
-                .first_pipe_instance(true)
-                .reject_remote_clients(true)
-                .create(&name)?;
-            Ok(Self { name, next })
-        }
-
-        pub(super) async fn accept(&mut self) -> io::Result<NamedPipeServer> {
-            self.next.connect().await?;
-            let fresh = ServerOptions::new()
-                .reject_remote_clients(true)
-                .create(&self.name)?;
-            Ok(std::mem::replace(&mut self.next, fresh))
-        }
-    }
-
-    pub(super) async fn connect(name: &str) -> io::Result<NamedPipeClient> {
-        loop {
-            match ClientOptions::new().open(name) {
-                Err(error) if error.raw_os_error() == Some(ERROR_PIPE_BUSY) => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                other => return other,
-            }
-        }
-    }
+    Ok(Box::new(
+        super::windows_pipe::connect(&paths.pipe_name()?).await?,
+    ))
 }
 
 #[cfg(test)]

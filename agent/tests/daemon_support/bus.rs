@@ -7,8 +7,9 @@
 //! its own binary ([`run_inner`]) with the address set; the inner (ignored) test does the
 //! work.
 //!
-//! `cli/tests/agent_tray.rs` includes this file too (the same stand-ins, driving the
-//! real `jit-agent` against the emulator), so it depends on nothing else here.
+//! `cli/tests/agent_tray.rs` and `cli/tests/agent_e2e.rs` include this file too (the
+//! same stand-ins, driving the real `jit-agent` against the emulator), so it depends on
+//! nothing else here.
 
 #![allow(dead_code)]
 
@@ -17,6 +18,7 @@ use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use zbus::zvariant::{OwnedValue, Value};
@@ -112,11 +114,31 @@ pub struct Shown {
     pub actions: Vec<String>,
 }
 
+/// What the stand-in notification server says it can show (`GetCapabilities`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capabilities {
+    /// A summary and a body.
+    Body,
+    /// A body and buttons ("actions").
+    BodyAndActions,
+}
+
+impl Capabilities {
+    fn names(self) -> Vec<String> {
+        let names: &[&str] = match self {
+            Self::Body => &["body"],
+            Self::BodyAndActions => &["body", "actions"],
+        };
+        names.iter().map(|name| (*name).to_owned()).collect()
+    }
+}
+
 /// The desktop's notification service, as far as a client can tell; it numbers what
 /// it shows.
 pub struct FakeNotifications {
     shown: mpsc::UnboundedSender<Shown>,
     next_id: AtomicU32,
+    capabilities: Capabilities,
 }
 
 #[zbus::interface(name = "org.freedesktop.Notifications")]
@@ -145,7 +167,7 @@ impl FakeNotifications {
     }
 
     fn get_capabilities(&self) -> Vec<String> {
-        vec!["body".to_owned(), "actions".to_owned()]
+        self.capabilities.names()
     }
 
     fn get_server_information(&self) -> (String, String, String, String) {
@@ -160,22 +182,33 @@ impl FakeNotifications {
     fn close_notification(&self, _id: u32) {}
 }
 
-/// Serves [`FakeNotifications`] on the session bus; what it shows arrives on the receiver.
-pub async fn serve_notifications() -> (zbus::Connection, mpsc::UnboundedReceiver<Shown>) {
-    serve_notifications_on(zbus::connection::Builder::session().expect("the session bus address"))
-        .await
+/// Serves [`FakeNotifications`] with `capabilities` on the session bus; what it shows
+/// arrives on the receiver.
+pub async fn serve_notifications(
+    capabilities: Capabilities,
+) -> (zbus::Connection, mpsc::UnboundedReceiver<Shown>) {
+    serve_notifications_on(
+        zbus::connection::Builder::session().expect("the session bus address"),
+        capabilities,
+    )
+    .await
 }
 
 /// [`serve_notifications`] on the bus at `address`.
 pub async fn serve_notifications_at(
     address: &str,
+    capabilities: Capabilities,
 ) -> (zbus::Connection, mpsc::UnboundedReceiver<Shown>) {
-    serve_notifications_on(zbus::connection::Builder::address(address).expect("a bus address"))
-        .await
+    serve_notifications_on(
+        zbus::connection::Builder::address(address).expect("a bus address"),
+        capabilities,
+    )
+    .await
 }
 
 async fn serve_notifications_on(
     builder: zbus::connection::Builder<'_>,
+    capabilities: Capabilities,
 ) -> (zbus::Connection, mpsc::UnboundedReceiver<Shown>) {
     let (sender, receiver) = mpsc::unbounded_channel();
     let connection = builder
@@ -186,6 +219,7 @@ async fn serve_notifications_on(
             FakeNotifications {
                 shown: sender,
                 next_id: AtomicU32::new(1),
+                capabilities,
             },
         )
         .expect("serve the interface")
@@ -193,6 +227,26 @@ async fn serve_notifications_on(
         .await
         .expect("connect the fake notification server");
     (connection, receiver)
+}
+
+/// The next notification whose summary satisfies `wanted`, skipping others; fails
+/// unless it arrives `within`.
+pub async fn next_shown(
+    shown: &mut mpsc::UnboundedReceiver<Shown>,
+    what: &str,
+    within: Duration,
+    wanted: impl Fn(&str) -> bool,
+) -> Shown {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let next = tokio::time::timeout_at(deadline, shown.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no {what} notification within {within:?}"))
+            .expect("the notification server is still running");
+        if wanted(&next.summary) {
+            return next;
+        }
+    }
 }
 
 /// What a person does on a notification: emits `ActionInvoked(id, key)` from the

@@ -4,17 +4,17 @@
 use anyhow::Context as _;
 use jit_agent::access::details::read_vm;
 use jit_agent::access::enable::{
-    PolicyChange, VmPlacement, default_port, disable, enable, port_rules,
+    ChangeOutcome, PolicyChange, VmPlacement, WriteOptions, commit, default_port, disable,
+    plan_enable, port_rules,
 };
 use jit_agent::access::flow::FlowError;
-use jit_agent::azure::models::JitProtocol;
 
-use crate::args::{DisableArgs, EnableArgs, ProtocolArg};
+use crate::args::{DisableArgs, EnableArgs};
 use crate::error::{CliError, ExitStatus};
 use crate::interaction::describe_change;
 use crate::printer::Printer;
 use crate::session::Session;
-use crate::settings::{GlobalSettings, parse_duration, parse_vm};
+use crate::settings::{GlobalSettings, jit_protocol, parse_duration, parse_vm};
 
 pub(crate) async fn run_enable(
     arguments: EnableArgs,
@@ -31,11 +31,7 @@ pub(crate) async fn run_enable(
     } else {
         arguments.allowed_sources.clone()
     };
-    let protocol = match arguments.protocol {
-        ProtocolArg::Any => JitProtocol::All,
-        ProtocolArg::Tcp => JitProtocol::Tcp,
-        ProtocolArg::Udp => JitProtocol::Udp,
-    };
+    let protocol = jit_protocol(arguments.protocol);
     // Validated before any Azure call.
     port_rules(&[22], &protocol, &sources, maximum).map_err(|error| CliError::Usage {
         message: error.to_string(),
@@ -62,9 +58,19 @@ pub(crate) async fn run_enable(
         })?;
     let placement = VmPlacement::new(&details.id, &details.location)?;
     let progress = printer.progress(format!("Updating the JIT policy of {}", details.name));
-    let change = enable(&session.connection.arm, &placement, rules)
-        .await
-        .with_context(|| format!("could not enable JIT for {}", details.name))?;
+    // An unchanged policy is written again: JIT then restores NSG rules a deployment
+    // removed (the fix `jit doctor` gives for a protection that reverted).
+    let options = WriteOptions {
+        rewrite_unchanged: true,
+        ..WriteOptions::default()
+    };
+    let arm = &session.connection.arm;
+    let change = async {
+        let planned = plan_enable(arm, &placement, rules).await?;
+        commit(arm, &planned, &options).await
+    }
+    .await
+    .with_context(|| format!("could not enable JIT for {}", details.name))?;
     drop(progress);
     finish(printer, &details.name, &change);
     Ok(ExitStatus::Success)
@@ -90,14 +96,21 @@ pub(crate) async fn run_disable(
 
 fn finish(printer: &Printer, vm_name: &str, change: &PolicyChange) {
     printer.success(describe_change(vm_name, change));
+    for concurrent in &change.concurrent_changes {
+        printer.info(format!(
+            "note: another writer changed the policy meanwhile ({concurrent}); kept"
+        ));
+    }
     if printer.is_json() {
         printer.json(&serde_json::json!({
             "vm": vm_name,
             "outcome": change.outcome,
             "policy_id": change.policy_id,
             "other_virtual_machines_unchanged": change.other_virtual_machines,
+            "writes": change.writes,
+            "concurrent_changes": change.concurrent_changes,
         }));
-    } else if change.outcome != jit_agent::access::enable::ChangeOutcome::Unchanged {
+    } else if change.outcome != ChangeOutcome::Unchanged {
         printer.data(format!("policy: {}", change.policy_id));
     }
 }

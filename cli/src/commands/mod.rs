@@ -7,9 +7,12 @@ mod completions;
 mod config;
 mod connect;
 mod demo;
+mod doctor;
+mod edit;
 mod enable;
 mod extend;
 mod list;
+mod policy;
 mod proxy;
 mod request;
 mod show;
@@ -46,6 +49,9 @@ pub async fn run(
         Command::Request(arguments) => request::run(arguments, &settings, &printer).await,
         Command::Enable(arguments) => enable::run_enable(arguments, &settings, &printer).await,
         Command::Disable(arguments) => enable::run_disable(arguments, &settings, &printer).await,
+        Command::Edit(arguments) => edit::run(arguments, &settings, &printer).await,
+        Command::Policy(command) => policy::run(command, &settings, &printer).await,
+        Command::Doctor(arguments) => doctor::run(arguments, &settings, &printer).await,
         Command::Demo(arguments) => demo::run(arguments, &settings, &printer).await,
         Command::Status(arguments) => status::run(arguments, &settings, &printer).await,
         Command::Extend(arguments) => extend::run(arguments, &settings, &printer).await,

@@ -7,8 +7,10 @@
 //! error: the printer stops writing and the command finishes normally.
 
 pub mod access;
+pub mod doctor;
 pub mod format;
 pub mod inventory;
+pub mod policy;
 pub mod table;
 pub mod windows;
 

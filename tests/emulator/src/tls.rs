@@ -102,7 +102,7 @@ pub fn generate() -> Result<TlsMaterial, TlsError> {
     let chain: Vec<CertificateDer<'static>> =
         vec![leaf_certificate.der().clone(), ca_certificate.der().clone()];
     let private_key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut server_config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()

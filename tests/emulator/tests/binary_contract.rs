@@ -77,6 +77,8 @@ fn wait_for_exit(child: &mut Child) -> ExitStatus {
 }
 
 fn https_client(info: &Value) -> reqwest::Client {
+    // reqwest carries no crypto provider of its own (see the root Cargo.toml).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let pem = std::fs::read(info["ca_cert"].as_str().expect("ca_cert")).expect("ca.pem");
     reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("PEM")])

@@ -71,7 +71,7 @@ pub enum ArmError {
         /// ARM's message.
         message: String,
     },
-    /// 5xx after retries (or at once for a call that must not be repeated).
+    /// 5xx or 408 after retries (or at once for a call that must not be repeated).
     #[error("Azure failed with HTTP {status}{}: {message}", code_text(code.as_deref()))]
     Server {
         /// The HTTP status.
@@ -82,6 +82,8 @@ pub enum ArmError {
         message: String,
         /// `true` when the call was not repeated because repeating it could apply it twice.
         not_retried: bool,
+        /// The wait the server asked for (`Retry-After`), if it said.
+        retry_after: Option<Duration>,
     },
     /// The network failed (connect, TLS, reset, timeout).
     #[error("cannot reach Azure: {detail}")]
@@ -322,11 +324,13 @@ impl ArmError {
                 retry_after,
                 message,
             },
-            500..=599 => ArmError::Server {
+            // 408: the server gave up receiving the request; as transient as a 5xx.
+            408 | 500..=599 => ArmError::Server {
                 status,
                 code,
                 message,
                 not_retried: false,
+                retry_after,
             },
             _ => ArmError::BadRequest {
                 code: code_or(&format!("HTTP{status}")),

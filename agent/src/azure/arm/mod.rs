@@ -156,6 +156,8 @@ struct Inner {
     credential: Arc<TokenCache>,
     token_scope: String,
     long_running: LongRunningOptions,
+    retry: RetryOptions,
+    retry_observer: Option<RetryObserver>,
     server_offset_ms: AtomicI64,
 }
 
@@ -182,7 +184,10 @@ impl ArmClient {
             Arc::new(UserAgentPolicy(HeaderValue::from(
                 transport.user_agent().to_owned(),
             ))),
-            Arc::new(RetryPolicy::new(options.retry, options.retry_observer)),
+            Arc::new(RetryPolicy::new(
+                options.retry.clone(),
+                options.retry_observer.clone(),
+            )),
             Arc::new(AuthPolicy::new(
                 Arc::clone(&credential),
                 endpoints.token_scope.clone(),
@@ -211,6 +216,8 @@ impl ArmClient {
                 credential,
                 token_scope: endpoints.token_scope.clone(),
                 long_running: options.long_running,
+                retry: options.retry,
+                retry_observer: options.retry_observer,
                 server_offset_ms: AtomicI64::new(NO_OFFSET),
             }),
         }
@@ -224,6 +231,28 @@ impl ArmClient {
     /// The token cache behind this client.
     pub fn credential(&self) -> &Arc<TokenCache> {
         &self.inner.credential
+    }
+
+    /// The retry limits this client was built with. Callers that repeat a call
+    /// themselves ([`Idempotency::RebuiltByCaller`]) keep to the same budget.
+    pub fn retry_options(&self) -> &RetryOptions {
+        &self.inner.retry
+    }
+
+    /// Tells the front end about a retry a caller makes itself, as the pipeline does
+    /// before each of its own waits (progress messages; also logged).
+    pub fn report_retry(&self, event: &RetryEvent) {
+        tracing::info!(
+            reason = %event.reason,
+            retry = event.retry,
+            delay_ms = u64::try_from(event.delay.as_millis()).unwrap_or(u64::MAX),
+            method = %event.method,
+            path = %event.path,
+            "retrying an Azure request after reading the resource again"
+        );
+        if let Some(observer) = &self.inner.retry_observer {
+            observer(event);
+        }
     }
 
     /// The scope of the tokens this client signs its calls with (`…/.default` of the
@@ -345,9 +374,22 @@ impl ArmClient {
         api_version: &str,
         body: &B,
     ) -> Result<T, ArmError> {
+        self.put_json_with(path, api_version, body, Idempotency::Idempotent)
+            .await
+    }
+
+    /// PUTs `body` as JSON and parses the response; `idempotency` says whether the
+    /// pipeline may send it again ([`Idempotency::RebuiltByCaller`]: never).
+    pub async fn put_json_with<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        api_version: &str,
+        body: &B,
+        idempotency: Idempotency,
+    ) -> Result<T, ArmError> {
         let url = self.url(path, Some(api_version), &[])?;
         let body = encode(body, path)?;
-        self.send(Method::Put, url, Some(body), Idempotency::Idempotent)
+        self.send(Method::Put, url, Some(body), idempotency)
             .await?
             .json(&format!("PUT {path}"))
     }
@@ -371,10 +413,19 @@ impl ArmClient {
 
     /// DELETEs `path`.
     pub async fn delete(&self, path: &str, api_version: &str) -> Result<DeleteOutcome, ArmError> {
+        self.delete_with(path, api_version, Idempotency::Idempotent)
+            .await
+    }
+
+    /// DELETEs `path`; `idempotency` says whether the pipeline may send it again.
+    pub async fn delete_with(
+        &self,
+        path: &str,
+        api_version: &str,
+        idempotency: Idempotency,
+    ) -> Result<DeleteOutcome, ArmError> {
         let url = self.url(path, Some(api_version), &[])?;
-        let response = self
-            .send(Method::Delete, url, None, Idempotency::Idempotent)
-            .await?;
+        let response = self.send(Method::Delete, url, None, idempotency).await?;
         Ok(if response.status == 204 {
             DeleteOutcome::DidNotExist
         } else {

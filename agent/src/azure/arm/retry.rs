@@ -19,6 +19,11 @@
 //!   marks idempotent such as Resource Graph queries); **not** retried for other POSTs.
 //! - **Connection failed** (DNS, refused, TLS handshake: nothing was sent): retried.
 //! - **Sent, no response** (reset, read timeout): ambiguous; retried only when idempotent.
+//! - **Bodies built from an earlier read** ([`Idempotency::RebuiltByCaller`], JIT policy
+//!   PUTs and DELETEs): never repeated here, whatever the failure. Resending the same body
+//!   after a wait would write a stale copy of the policy over whatever another admin
+//!   changed meanwhile; the caller reads the policy again and rebuilds the request
+//!   instead (`access::enable`), with the same budget ([`RetryOptions`]).
 //! - Everything is bounded: at most [`RetryOptions::max_retries`] retries and at most
 //!   [`RetryOptions::max_total_wait`] of waiting in total. A wait the budget cannot cover
 //!   is not started: the last response is returned at once (a 429 then becomes
@@ -44,6 +49,11 @@ pub enum Idempotency {
     Idempotent,
     /// Repeating it may apply it twice (most POSTs, e.g. JIT `initiate`).
     NonIdempotent,
+    /// The body was built from an earlier read of the resource (a JIT policy merged and
+    /// written back whole): the pipeline never repeats it, because the same bytes sent
+    /// again later could undo a change made in between. The caller re-reads, rebuilds
+    /// and sends again (as `access::enable` does).
+    RebuiltByCaller,
 }
 
 impl Idempotency {
@@ -165,6 +175,9 @@ pub fn decide(
     waited: Duration,
     jitter: f64,
 ) -> RetryDecision {
+    if idempotency == Idempotency::RebuiltByCaller {
+        return RetryDecision::Stop;
+    }
     let idempotent = idempotency == Idempotency::Idempotent;
     let (reason, server_delay) = match outcome {
         AttemptOutcome::Response {

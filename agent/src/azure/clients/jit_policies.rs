@@ -3,6 +3,11 @@
 //! Policies are found by listing and matching the VM id, never by assuming the name
 //! `default` or the region: the `*_by_id` methods work from a policy's own `id`, which
 //! already carries the right `locations/{x}` segment.
+//!
+//! Writes (PUT and DELETE) are never repeated by the ARM pipeline
+//! ([`Idempotency::RebuiltByCaller`]): a PUT carries the whole VM list as it was read,
+//! so sending it again after a wait could erase what another admin changed meanwhile.
+//! `access::enable` reads the policy again and merges anew before each attempt.
 
 use super::{id_of_type, resource_group_path, segment, subscription_path};
 use crate::azure::arm::{ArmClient, ArmError, DeleteOutcome, Idempotency};
@@ -99,7 +104,7 @@ impl JitNetworkAccessPoliciesClient {
     }
 
     /// Creates or replaces a policy (`JitNetworkAccessPolicies_CreateOrUpdate`). PUT
-    /// replaces the whole VM list: read, merge, then write.
+    /// replaces the whole VM list: read, merge, then write; a failed PUT is not resent.
     pub async fn create_or_update(
         &self,
         subscription_id: &str,
@@ -109,7 +114,9 @@ impl JitNetworkAccessPoliciesClient {
         policy: &JitNetworkAccessPolicy,
     ) -> Result<JitNetworkAccessPolicy, ArmError> {
         let path = policy_path(subscription_id, resource_group, asc_location, policy_name)?;
-        self.arm.put_json(&path, JIT_API_VERSION, policy).await
+        self.arm
+            .put_json_with(&path, JIT_API_VERSION, policy, Idempotency::RebuiltByCaller)
+            .await
     }
 
     /// Creates or replaces the policy with id `policy_id`.
@@ -120,11 +127,17 @@ impl JitNetworkAccessPoliciesClient {
     ) -> Result<JitNetworkAccessPolicy, ArmError> {
         let id = id_of_type(policy_id, POLICY_TYPE)?;
         self.arm
-            .put_json(id.as_str(), JIT_API_VERSION, policy)
+            .put_json_with(
+                id.as_str(),
+                JIT_API_VERSION,
+                policy,
+                Idempotency::RebuiltByCaller,
+            )
             .await
     }
 
-    /// Deletes a policy (`JitNetworkAccessPolicies_Delete`).
+    /// Deletes a policy (`JitNetworkAccessPolicies_Delete`); a failed DELETE is not
+    /// resent (a VM added meanwhile would go with it).
     pub async fn delete(
         &self,
         subscription_id: &str,
@@ -133,7 +146,17 @@ impl JitNetworkAccessPoliciesClient {
         policy_name: &str,
     ) -> Result<DeleteOutcome, ArmError> {
         let path = policy_path(subscription_id, resource_group, asc_location, policy_name)?;
-        self.arm.delete(&path, JIT_API_VERSION).await
+        self.arm
+            .delete_with(&path, JIT_API_VERSION, Idempotency::RebuiltByCaller)
+            .await
+    }
+
+    /// Deletes the policy with id `policy_id`; not resent after a failure.
+    pub async fn delete_by_id(&self, policy_id: &str) -> Result<DeleteOutcome, ArmError> {
+        let id = id_of_type(policy_id, POLICY_TYPE)?;
+        self.arm
+            .delete_with(id.as_str(), JIT_API_VERSION, Idempotency::RebuiltByCaller)
+            .await
     }
 
     /// Requests access (`JitNetworkAccessPolicies_Initiate`, 202 with the request).

@@ -9,14 +9,17 @@
 //! with the `get_by_id` methods, which check the id's type first so a wrong id fails
 //! with a clear message instead of an odd 404.
 
+mod authorization;
 mod jit_policies;
 mod kql;
 mod network;
 mod resource_graph;
 mod security_locations;
+mod security_pricings;
 mod subscriptions;
 mod virtual_machines;
 
+pub use authorization::PermissionsClient;
 pub use jit_policies::JitNetworkAccessPoliciesClient;
 pub use kql::{KqlColumn, KqlComparison, KqlCondition, KqlError, ResourcesQuery, SortOrder};
 pub use network::{
@@ -26,6 +29,7 @@ pub use network::{
 };
 pub use resource_graph::{ResourceGraphClient, ResourcesOptions};
 pub use security_locations::SecurityLocationsClient;
+pub use security_pricings::PricingsClient;
 pub use subscriptions::SubscriptionsClient;
 pub use virtual_machines::{
     InstanceViewTypes, VirtualMachinesClient, VirtualMachinesGetOptions,

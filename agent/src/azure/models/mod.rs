@@ -2,7 +2,8 @@
 //!
 //! Built from the OpenAPI specs in `../shared/azure-rest/` (JIT 2020-01-01, Compute
 //! 2024-07-01, Network 2024-05-01, Subscriptions 2022-12-01, Resource Graph 2024-04-01,
-//! Security locations 2015-06-01-preview). Only the fields `jit` reads or writes are
+//! Security locations 2015-06-01-preview), and from Azure/azure-rest-api-specs for
+//! Authorization permissions (2022-04-01) and Defender pricings (2024-01-01). Only the fields `jit` reads or writes are
 //! modelled; everything else is ignored when reading. Because a JIT policy is written
 //! back with PUT (which replaces the whole document), the JIT models also keep unknown
 //! fields (`additional_properties`) so a read-modify-write never drops what Azure sent.
@@ -69,6 +70,7 @@ macro_rules! string_enum {
     };
 }
 
+mod authorization;
 mod common;
 mod compute;
 mod jit;
@@ -77,6 +79,7 @@ mod resource_graph;
 mod security;
 mod subscription;
 
+pub use authorization::*;
 pub use common::*;
 pub use compute::*;
 pub use jit::*;

@@ -15,7 +15,9 @@ use super::kql::{self, ColumnDef, ColumnType, Needed, QueryError, Row, Schema, S
 use super::{Call, SkipToken, json_body};
 use crate::arm_http::{ArmResponse, CloudError, CloudErrorBody};
 use crate::state::graph::{COLUMNS, GraphTable};
+use crate::state::materialise::{Bindings, materialise};
 use crate::state::model::Resources;
+use crate::world::World;
 
 /// ARG's largest page.
 const MAX_TOP: u64 = 1000;
@@ -377,130 +379,28 @@ fn as_table(names: &[String], rows: &[Map<String, Value>]) -> Value {
     json!({ "columns": columns, "rows": values })
 }
 
-#[cfg(test)]
-mod tests {
-    //! The query `jit` sends to find a VM with its network
-    //! (`jit_agent::access::locate::located_query`), parsed by this KQL subset and run on
-    //! the default world's table: if the client starts using an operator the emulator
-    //! does not implement (or implements differently), these fail.
-
-    use jit_agent::access::details::{GraphDetails, GraphRow, VmDetails};
-    use jit_agent::access::locate::{Scope, VmQuery, located_query};
-    use jit_agent::azure::models::{OperatingSystemTypes, PowerState};
-
-    use super::*;
-    use crate::state::materialise::{Bindings, materialise};
-
-    /// The client's query for `vm` over every subscription, as text, run on the default
-    /// world: the rows as `jit` reads them.
-    fn client_rows(vm: &str) -> (String, Vec<GraphRow>) {
-        let world = crate::world::World::default_world();
-        let Ok(resources) = materialise(&world, &Bindings::default(), jiff::Timestamp::now())
-        else {
-            panic!("the default world materialises");
-        };
-        let table = GraphTable::build(&resources, None, 1);
-        let schema = schema();
-        let source = Scoped {
-            table: &table,
-            resources: &resources,
-            schema: &schema,
-            visible: None,
-        };
-        let query = VmQuery::parse(vm).unwrap_or_else(|error| panic!("{vm}: {error}"));
-        let scope = Scope {
-            subscription_ids: Vec::new(),
-            resource_group: None,
-        };
-        let text = located_query(&scope, &query)
-            .to_kql()
-            .unwrap_or_else(|error| panic!("the client renders its query: {error}"));
-        let parsed = kql::parse(&text)
-            .unwrap_or_else(|error| panic!("the emulator parses {text}: {}", error.message));
-        let result = parsed
-            .run(&source)
-            .unwrap_or_else(|error| panic!("the emulator runs {text}: {}", error.message));
-        let rows = result
-            .rows
-            .iter()
-            .map(|row| {
-                let object = Value::Object(result.row_object(row));
-                serde_json::from_value(object.clone())
-                    .unwrap_or_else(|error| panic!("jit reads the row {object}: {error}"))
-            })
-            .collect();
-        (text, rows)
-    }
-
-    #[test]
-    fn the_client_query_uses_the_documented_operators_and_finds_the_network() {
-        let (text, rows) = client_rows("api-01");
-        for operator in [
-            "| where ",
-            "| extend ",
-            "| mv-expand with_itemindex",
-            "| join kind=leftouter (Resources",
-            "| project ",
-            "| order by id asc",
-        ] {
-            assert!(text.contains(operator), "{operator} in {text}");
-        }
-        assert_eq!(rows.len(), 1, "one VM with one NIC: {rows:#?}");
-        let GraphDetails::Complete(details) = VmDetails::from_graph(&rows) else {
-            panic!("Resource Graph knows api-01's whole network: {rows:#?}");
-        };
-        assert_eq!(details.name, "api-01");
-        assert_eq!(details.resource_group, "rg-web");
-        assert_eq!(details.os, Some(OperatingSystemTypes::Linux));
-        assert!(details.is_running(), "{:?}", details.power_state);
-        let nic = &details.interfaces[0];
-        assert!(
-            nic.id
-                .to_ascii_lowercase()
-                .ends_with("/networkinterfaces/api-01-nic"),
-            "{nic:?}"
-        );
-        assert_eq!(nic.private_ip.as_deref(), Some("10.1.0.4"));
-        let public = nic.public_ip.as_ref().expect("a public IP");
-        assert!(public.address.is_some(), "{public:?}");
-        assert!(
-            public
-                .fqdn
-                .as_deref()
-                .is_some_and(|fqdn| fqdn.starts_with("contoso-api-01.")),
-            "{public:?}"
-        );
-        assert!(
-            nic.network_security_group_id.as_deref().is_some_and(|id| id
-                .to_ascii_lowercase()
-                .ends_with("/networksecuritygroups/api-01-nsg")),
-            "{nic:?}"
-        );
-        assert!(
-            nic.subnet_id.as_deref().is_some_and(|id| id
-                .to_ascii_lowercase()
-                .ends_with("/virtualnetworks/vnet-web/subnets/default")),
-            "{nic:?}"
-        );
-    }
-
-    #[test]
-    fn the_client_query_by_group_and_by_id_finds_the_same_vm_and_a_stopped_one_says_so() {
-        let (_, by_name) = client_rows("rg-web/api-01");
-        let id = by_name
-            .first()
-            .expect("api-01 by group and name")
-            .id
-            .clone();
-        let (_, by_id) = client_rows(&id);
-        assert_eq!(by_name, by_id);
-        let (_, stopped) = client_rows("batch-01");
-        let GraphDetails::Complete(details) = VmDetails::from_graph(&stopped) else {
-            panic!("{stopped:#?}");
-        };
-        assert!(!details.is_running());
-        assert_eq!(details.power_state, Some(PowerState::Deallocated));
-        let (_, none) = client_rows("no-such-vm");
-        assert!(none.is_empty());
-    }
+/// Runs `query` on `world` as `POST /providers/Microsoft.ResourceGraph/resources` would
+/// for a caller who sees every subscription, without a server: for a client's unit test
+/// of the exact KQL it sends. The rows as the `objectArray` format has them, or
+/// `"code: message"` as the route would refuse the query.
+pub fn query_world(world: &World, query: &str) -> Result<Vec<Map<String, Value>>, String> {
+    let refused = |error: QueryError| format!("{}: {}", error.code, error.message);
+    let resources = materialise(world, &Bindings::default(), jiff::Timestamp::now())
+        .map_err(|error| format!("the world does not materialise: {error}"))?;
+    let table = GraphTable::build(&resources, None, 1);
+    let schema = schema();
+    let source = Scoped {
+        table: &table,
+        resources: &resources,
+        schema: &schema,
+        visible: None,
+    };
+    let result = kql::parse(query)
+        .and_then(|parsed| parsed.run(&source))
+        .map_err(refused)?;
+    Ok(result
+        .rows
+        .iter()
+        .map(|row| result.row_object(row))
+        .collect())
 }

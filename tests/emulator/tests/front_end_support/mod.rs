@@ -23,6 +23,8 @@ pub fn start_with(options: EmulatorOptions) -> Emulator {
 
 /// An HTTPS client that trusts the emulator's CA and nothing else.
 pub fn client(emulator: &Emulator) -> reqwest::Client {
+    // reqwest carries no crypto provider of its own (see the root Cargo.toml).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let pem = std::fs::read(&emulator.info().ca_cert).expect("ca.pem is readable");
     let certificate = reqwest::Certificate::from_pem(&pem).expect("ca.pem parses");
     reqwest::Client::builder()

@@ -110,6 +110,8 @@ impl Arm {
             Ok(emulator) => emulator,
             Err(error) => panic!("the emulator did not start: {error}"),
         };
+        // reqwest carries no crypto provider of its own (see the root Cargo.toml).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let pem = std::fs::read(&emulator.info().ca_cert).expect("ca.pem is readable");
         let certificate = reqwest::Certificate::from_pem(&pem).expect("ca.pem parses");
         let client = reqwest::Client::builder()
