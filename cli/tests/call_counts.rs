@@ -69,6 +69,16 @@ fn kinds(calls: &[String]) -> Vec<&'static str> {
     calls.iter().map(|call| kind(call)).collect()
 }
 
+/// Stops the test's agent when dropped, so no agent outlives its test (a failing
+/// assertion included).
+struct AgentStopper<'a>(&'a TestContext);
+
+impl Drop for AgentStopper<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run(&["agent", "stop"]);
+    }
+}
+
 fn emulator_with_delay(delay: SignedDuration) -> TestContext {
     TestContext::with(
         World::default_world(),
@@ -106,6 +116,7 @@ fn a_cold_connect_makes_three_calls_before_the_initiate() {
 #[test]
 fn a_warm_connect_makes_one_call_before_the_initiate() {
     let context = emulator_with_delay(SignedDuration::ZERO).with_agent();
+    let _stopper = AgentStopper(&context);
     connect_json(&context, "rg-web/api-01");
     let first = arm_calls(&context).len();
 
@@ -124,12 +135,12 @@ fn a_warm_connect_makes_one_call_before_the_initiate() {
             .is_some_and(|detail| detail.starts_with("SSH-2.0-")),
         "{report}"
     );
-    let _ = context.run(&["agent", "stop"]);
 }
 
 #[test]
 fn what_the_agent_remembers_is_checked_by_the_request_and_replaced_when_out_of_date() {
     let context = emulator_with_delay(SignedDuration::ZERO).with_agent();
+    let _stopper = AgentStopper(&context);
     let first_report = connect_json(&context, "api-01");
     // An admin shortens api-01's longest request: the remembered rule (three hours) is
     // out of date, and Azure refuses a request built from it.
@@ -179,7 +190,6 @@ fn what_the_agent_remembers_is_checked_by_the_request_and_replaced_when_out_of_d
         ends_at.duration_since(requested_at) <= SignedDuration::from_mins(61),
         "the new maximum is used: {report}"
     );
-    let _ = context.run(&["agent", "stop"]);
 }
 
 #[test]
@@ -371,6 +381,7 @@ fn read_banner(child: &mut Child, limit: Duration) -> String {
 #[test]
 fn twenty_proxies_at_once_share_one_request_through_the_agent() {
     let context = emulator_with_delay(SignedDuration::from_secs(2)).with_agent();
+    let _stopper = AgentStopper(&context);
     let mut proxies: Vec<Child> = (0..20).map(|_| spawn_proxy(&context, "api-01")).collect();
     let banners: Vec<String> = proxies
         .iter_mut()
@@ -397,5 +408,4 @@ fn twenty_proxies_at_once_share_one_request_through_the_agent() {
         "one request for twenty connections: {calls:#?}"
     );
     assert!(calls.len() <= 6, "and no flood of reads either: {calls:#?}");
-    let _ = context.run(&["agent", "stop"]);
 }
