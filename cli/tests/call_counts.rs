@@ -122,11 +122,16 @@ fn a_warm_connect_makes_one_call_before_the_initiate() {
 
     let report = connect_json(&context, "rg-web/api-01");
     let calls = arm_calls(&context)[first..].to_vec();
-    let (before, _) = split_at_initiate(&calls);
+    let (before, after) = split_at_initiate(&calls);
     assert_eq!(
         kinds(&before),
         ["resource graph"],
         "the agent remembered the VM and its policy: {before:#?}"
+    );
+    assert_eq!(
+        kinds(&after),
+        ["policy read"],
+        "the policy is read once, when the port answers: {after:#?}"
     );
     assert_eq!(report["vm"]["name"], "api-01");
     assert!(
@@ -407,5 +412,15 @@ fn twenty_proxies_at_once_share_one_request_through_the_agent() {
         1,
         "one request for twenty connections: {calls:#?}"
     );
-    assert!(calls.len() <= 6, "and no flood of reads either: {calls:#?}");
+    assert_eq!(
+        kinds(&calls),
+        [
+            "subscriptions",
+            "resource graph",
+            "policy list",
+            "initiate",
+            "policy read"
+        ],
+        "and no other call either: {calls:#?}"
+    );
 }
