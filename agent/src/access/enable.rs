@@ -22,7 +22,7 @@
 //!
 //! A write that fails (5xx, 408, 429, 409, a dropped connection) is **never resent as
 //! it was**: the ARM pipeline does not repeat policy writes
-//! ([`Idempotency::RebuiltByCaller`](crate::azure::arm::Idempotency::RebuiltByCaller)),
+//! ([`Idempotency::RebuiltByCaller`]),
 //! and [`commit`] goes back to step 2 after the wait the server asked for (or a
 //! backoff), within the client's retry budget. A write that may or may not have landed
 //! is simply re-read: if the fresh copy already has what was named, nothing more is
