@@ -2,7 +2,8 @@
 """Measures jit side by side with what users would pick instead, against the emulator.
 
 Usage: bench/side_by_side.py BIN_DIR [--peers PEER_VENV] [--out FILE] [--rounds N]
-                              [--parts start_up,listing,connect,fan_out,agent_at_rest,binary_sizes]
+                              [--parts start_up,listing,connect,peer_connect,fan_out,
+                                       agent_at_rest,binary_sizes]
 
 BIN_DIR holds `jit`, `jit-agent` and `jit-emulator` (bench/run builds them). With
 `--peers`, PEER_VENV is a virtual environment holding the Azure CLI (`az`) and the Azure
@@ -26,6 +27,10 @@ What it measures (each part prints a table; everything goes to the JSON file):
   and 2 s: ARM calls before the initiate, all ARM calls, wall time, and detection latency
   (when `jit` noticed the port answering, `ports[0].answered_at`, minus when the emulator
   opened it, `GET /_emulator/state` `port_openings[].real_time`);
+- with peers, the same JIT request as a cold connect made by bench/peer_connect.py on
+  the Python SDK (poll the policy every 2 s) and on `az rest` (poll, then sleep 3 s),
+  initiating delay 2 s, next to `jit connect` without an agent: wall time until each
+  says the port is open, ARM calls, and whether the port answers then;
 - fan-out: 50 `jit proxy api-01` at once, as `ssh` would start them, to the closed VM
   (initiating delay 2 s) through the agent: how many got the VM's SSH banner, how many
   `initiate`s and ARM calls that took, and the wall time to the last banner;
@@ -40,6 +45,7 @@ import json
 import os
 import platform
 import random
+import socket
 import ssl
 import statistics
 import subprocess
@@ -369,9 +375,9 @@ def listing(bin_dir, peers, work, shape=(10, 20, 25)):
     return result
 
 
-def az_listing(emulator, peers, env, work, limit_s=1200):
-    """`az security jit-policy list` and `az vm list -d` for each subscription, as a script
-    on the Azure CLI would gather what `jit list` shows (signing in is not timed)."""
+def az_signed_in(emulator, peers, env, work):
+    """The Azure CLI of the peers, registered with the emulator's cloud and signed in as
+    its service principal in a private AZURE_CONFIG_DIR: (az, its environment)."""
     az = os.path.join(peers, "bin", "az")
     env = dict(env, AZURE_CONFIG_DIR=tempfile.mkdtemp(prefix="az-", dir=work),
                AZURE_CORE_INSTANCE_DISCOVERY="false", AZURE_CORE_COLLECT_TELEMETRY="false",
@@ -387,6 +393,13 @@ def az_listing(emulator, peers, env, work, limit_s=1200):
         _, _, status, _, err = run_measured([az, *argv], env)
         if status != 0:
             raise SystemExit(f"az {argv[0]} failed: {err}")
+    return az, env
+
+
+def az_listing(emulator, peers, env, work, limit_s=1200):
+    """`az security jit-policy list` and `az vm list -d` for each subscription, as a script
+    on the Azure CLI would gather what `jit list` shows (signing in is not timed)."""
+    az, env = az_signed_in(emulator, peers, env, work)
     before = len(emulator.arm_calls())
     started = time.perf_counter()
     peak = 0
@@ -488,6 +501,60 @@ def connect(bin_dir, work):
            "detection"),
           [(run["initiating_delay"], run["path"], run["arm_calls_before_initiate"], run["arm_calls"],
             run["policy_reads_after_initiate"], f"{run['wall_s']:.3f} s", f"{run['detection_ms']} ms")
+           for run in result])
+    return result
+
+
+def answers_ssh(host, port, timeout=2.0):
+    """Whether an SSH identification line comes from host:port within timeout."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as connection:
+            connection.settimeout(timeout)
+            return connection.recv(256).startswith(b"SSH-2.0-")
+    except OSError:
+        return False
+
+
+def peer_connect(bin_dir, peers, work):
+    """The JIT request of a cold `jit connect`, made by bench/peer_connect.py on the
+    Python SDK (poll the policy) and on `az rest` (poll, then sleep), initiating delay
+    2 s, each on a fresh emulator: wall time until the script says the port is open, ARM
+    calls, and whether the port answers then."""
+    jit = os.path.join(bin_dir, "jit")
+    script = os.path.join(HERE, "peer_connect.py")
+    result = []
+    for client in ("jit", "sdk", "az-rest"):
+        emulator = Emulator(bin_dir, work, initiating_delay="2s")
+        home = tempfile.mkdtemp(prefix="home-", dir=work)
+        env = emulator.environment(home, agent=False)
+        vm = next(vm for vm in emulator.admin("GET", "/state")["virtual_machines"] if vm["name"] == "api-01")
+        try:
+            if client == "jit":
+                argv = [jit, "connect", "api-01", "--no-launch", "-o", "json"]
+                label = "jit connect api-01 --no-launch (no agent)"
+            else:
+                env = dict(env, **peer_environment(emulator), JIT_BENCH_VM_ID=vm["id"],
+                           JIT_BENCH_MY_IP_URL=emulator.info["my_ip_url"])
+                if client == "az-rest":
+                    az, env = az_signed_in(emulator, peers, env, work)
+                    env["JIT_BENCH_AZ"] = az
+                argv = [os.path.join(peers, "bin", "python"), script, client]
+                label = f"bench/peer_connect.py {client}"
+            before = len(emulator.arm_calls())
+            wall, _, status, out, err = run_measured(argv, env)
+            if status != 0:
+                raise SystemExit(f"{label} failed: {err}")
+            answer = json.loads(out)
+            port = answer["ports"][0]["connect_port"] if client == "jit" else answer["port"]
+            host = answer["ports"][0]["host"] if client == "jit" else vm["public_ip"]
+            result.append({"client": label, "command": " ".join(argv), "wall_s": round(wall, 3),
+                           "arm_calls": len(emulator.arm_calls()) - before,
+                           "answers_at_the_end": answers_ssh(host, port)})
+        finally:
+            emulator.stop()
+    table("the same JIT request, initiating delay 2 s (fresh emulator each)",
+          ("client", "wall until it says the port is open", "ARM calls", "port answers then"),
+          [(run["client"], f"{run['wall_s']:.3f} s", run["arm_calls"], run["answers_at_the_end"])
            for run in result])
     return result
 
@@ -598,7 +665,7 @@ def sizes(bin_dir):
     return result
 
 
-PARTS = ("start_up", "listing", "connect", "fan_out", "agent_at_rest", "binary_sizes")
+PARTS = ("start_up", "listing", "connect", "peer_connect", "fan_out", "agent_at_rest", "binary_sizes")
 
 
 def main():
@@ -625,6 +692,11 @@ def main():
                 results[part] = listing(bin_dir, peers, work)
             elif part == "connect":
                 results[part] = connect(bin_dir, work)
+            elif part == "peer_connect":
+                if not peers:
+                    print("\n== peer_connect: skipped (needs --peers)")
+                    continue
+                results[part] = peer_connect(bin_dir, peers, work)
             elif part == "fan_out":
                 results[part] = fan_out(bin_dir, work)
             elif part == "agent_at_rest":
