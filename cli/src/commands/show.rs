@@ -15,6 +15,7 @@ use jit_agent::access::inventory::{
     self, InventoryVm, JitConfiguration, NetworkProtection, NetworkTopology,
 };
 use jit_agent::access::locate::{Scope, VmSummary};
+use jit_agent::access::ownership::readable_justification;
 use jit_agent::access::status::{self, JitState, PolicyEntry};
 use jit_agent::azure::arm::ArmClient;
 use jit_agent::azure::resource_id::same_resource_id;
@@ -327,7 +328,12 @@ fn active_section(jit: &JitConfiguration, now: Timestamp) -> String {
             format_time(port.end_time_utc),
             format_time_left(port.end_time_utc.duration_since(now)),
             or_dash(port.requestor.as_deref()),
-            or_dash(port.justification.as_deref()),
+            or_dash(
+                port.justification
+                    .as_deref()
+                    .map(readable_justification)
+                    .filter(|text| !text.is_empty()),
+            ),
         ]);
     }
     format!(
@@ -360,7 +366,13 @@ fn recent_section(entry: &PolicyEntry, vm_id: &str) -> String {
                 port.end_time.clone(),
                 or_dash(port.source.as_deref()),
                 or_dash(request.requestor.as_deref()),
-                or_dash(request.justification.as_deref()),
+                or_dash(
+                    request
+                        .justification
+                        .as_deref()
+                        .map(readable_justification)
+                        .filter(|text| !text.is_empty()),
+                ),
             ]);
         }
     }
