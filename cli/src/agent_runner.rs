@@ -66,7 +66,10 @@ pub fn azure_backend(settings: &GlobalSettings) -> Result<AzureBackend, String> 
         .and_then(|paths| ClientTag::load_or_create(paths.state_dir()))
         .map_err(|error| tracing::warn!(%error, "no client tag: newer requests are never adopted"))
         .ok();
-    Ok(AzureBackend::new(connection.arm, agent_profile(settings)).with_tag(tag))
+    let http = connection.transport.client().clone();
+    Ok(AzureBackend::new(connection.arm, agent_profile(settings))
+        .with_tag(tag)
+        .with_http(http))
 }
 
 /// Runs the agent for `settings` at `paths` until a client asks it to shut down or the

@@ -20,7 +20,7 @@ use std::process::Child;
 use anyhow::Context as _;
 use jit_agent::azure::credential::CredentialPlan;
 use jit_agent::daemon::client::background_command;
-use jit_agent::daemon::protocol::{PROTOCOL_VERSION, Welcome};
+use jit_agent::daemon::protocol::{PROTOCOL_VERSION, RememberedVm, Welcome};
 use jit_agent::daemon::{AccessWindow, AgentClient, AgentPaths, StartOptions, ensure_running};
 
 use crate::connection::credential_options;
@@ -208,9 +208,58 @@ pub fn foreign_agent(welcome: &Welcome, settings: &GlobalSettings) -> Option<Str
     }
 }
 
+/// What the running agent remembers about the VMs named `vms` (see
+/// `jit_agent::access::memory`), for the flow's `with_remembered`. No agent is started
+/// for this: without one (or with one of another sign-in) the answer is empty and the
+/// request takes the cold path.
+pub async fn recall(settings: &GlobalSettings, vms: &[&str]) -> Vec<RememberedVm> {
+    if !settings.agent.enabled {
+        return Vec::new();
+    }
+    let Ok(options) = start_options(settings) else {
+        return Vec::new();
+    };
+    let client = match jit_agent::daemon::client::connect_if_running(&options).await {
+        Ok(Some(client))
+            if client.is_same_version(&options.client_version, options.profile.as_deref()) =>
+        {
+            client
+        }
+        Ok(_) => return Vec::new(),
+        Err(error) => {
+            tracing::debug!(%error, "the agent did not answer; nothing remembered");
+            return Vec::new();
+        }
+    };
+    let mut client = client;
+    let mut remembered = Vec::new();
+    for vm in vms {
+        match client.recall_vm(vm, &settings.azure.subscriptions).await {
+            Ok(Some(known)) => remembered.push(known),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::debug!(%error, "the agent could not say what it remembers");
+                break;
+            }
+        }
+    }
+    remembered
+}
+
 /// Registers `window` with the agent, starting it if needed (and allowed); on failure,
 /// says once why there will be no reminders and carries on.
 pub async fn register_window(settings: &GlobalSettings, printer: &Printer, window: &AccessWindow) {
+    register_grant(settings, printer, window, None).await;
+}
+
+/// [`register_window`], and has the agent remember the VM (`remember`) for the next
+/// request.
+pub async fn register_grant(
+    settings: &GlobalSettings,
+    printer: &Printer,
+    window: &AccessWindow,
+    remember: Option<RememberedVm>,
+) {
     if !settings.agent.enabled {
         return;
     }
@@ -227,10 +276,16 @@ pub async fn register_window(settings: &GlobalSettings, printer: &Printer, windo
                 .map_err(|error| error.to_string())?
                 .ok_or_else(|| "it is not running and autostart is off".to_owned())?
         };
-        client
+        let view = client
             .register_window(window)
             .await
-            .map_err(|error| error.to_string())
+            .map_err(|error| error.to_string())?;
+        if let Some(vm) = remember
+            && let Err(error) = client.remember_vm(vm).await
+        {
+            tracing::debug!(%error, "the agent could not remember the VM");
+        }
+        Ok::<_, String>(view)
     }
     .await;
     match outcome {

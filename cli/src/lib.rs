@@ -21,6 +21,7 @@ pub mod logging;
 pub mod printer;
 pub mod session;
 pub mod settings;
+pub mod startup;
 pub mod warm_token;
 
 use std::process::ExitCode;
@@ -34,6 +35,10 @@ use crate::settings::{Environment, GlobalSettings, OutputFormat};
 
 /// Runs `jit` with the process's arguments and environment.
 pub fn main() -> ExitCode {
+    // `--version` and `--help` before anything is built (see `startup`).
+    if let Some(code) = startup::answer_quickly() {
+        return code;
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {

@@ -1,24 +1,38 @@
-//! Everything about one VM that JIT decisions depend on, read from ARM.
+//! Everything about one VM that JIT decisions depend on: its OS, power state, admin user
+//! and network.
 //!
 //! Whether JIT can protect a VM depends on its network: JIT needs a network security
 //! group on the NIC or on the subnet (or an Azure Firewall). Where to connect depends on
 //! it too: the NIC's public IP (address or DNS name), else the private address for
-//! people on a VPN. So a VM is read together with its NICs, their public IPs and
-//! subnets; the reads of one level run concurrently.
+//! people on a VPN.
+//!
+//! Every ARM call from a laptop costs 100–300 ms and counts against the subscription's
+//! read budget, and reading a VM from ARM is four of them (the VM, its NIC, the public
+//! IP, the subnet). So the facts come from **one Resource Graph query** instead
+//! ([`network_query`]), the same query that finds the VM by name: the VM row, its NICs
+//! (`mv-expand`), and `join`s to the NICs, public IPs and virtual networks' subnets, the
+//! way the portal's own queries do, within Resource Graph's limits (three `join`s, two
+//! `mv-expand`s). [`VmDetails::from_graph`] assembles the rows.
+//!
+//! Resource Graph lags ARM by seconds to minutes, so what it says is checked where it
+//! matters: a VM it reports as not running, or whose network it does not fully know (a
+//! NIC, public IP or subnet missing from its rows, a first IP configuration that is not
+//! the primary one), is read from ARM ([`read_vm`]) before anything is decided; an
+//! address it reports is checked by the probe that waits for the port.
 
 use futures::future::try_join_all;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::azure::arm::{ArmClient, ArmError};
 use crate::azure::clients::{
-    InstanceViewTypes, NetworkInterfacesClient, PublicIpAddressesClient, SubnetsClient,
-    VirtualMachinesClient, VirtualMachinesGetOptions,
+    InstanceViewTypes, KqlCondition, NetworkInterfacesClient, PublicIpAddressesClient,
+    ResourcesQuery, SortOrder, SubnetsClient, VirtualMachinesClient, VirtualMachinesGetOptions,
 };
-use crate::azure::models::{OperatingSystemTypes, PowerState, VirtualMachine};
-use crate::azure::resource_id::ResourceId;
+use crate::azure::models::{OperatingSystemTypes, PowerState, VirtualMachine, normalize_location};
+use crate::azure::resource_id::{ResourceId, same_resource_id};
 
 /// A public IP address resource attached to a NIC.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublicAddressDetails {
     /// Resource id.
     pub id: String,
@@ -29,7 +43,7 @@ pub struct PublicAddressDetails {
 }
 
 /// A NIC of the VM.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InterfaceDetails {
     /// Resource id.
     pub id: String,
@@ -68,9 +82,10 @@ pub struct VmDetails {
     pub computer_name: Option<String>,
     /// NICs, the primary first.
     pub interfaces: Vec<InterfaceDetails>,
-    /// The VM as ARM returned it.
+    /// The VM as ARM returned it, when it was read from ARM (`None` when the details
+    /// came from Resource Graph or from what the agent remembered).
     #[serde(skip)]
-    pub virtual_machine: VirtualMachine,
+    pub virtual_machine: Option<VirtualMachine>,
 }
 
 /// What kind of address [`VmDetails::connect_address`] found.
@@ -163,7 +178,7 @@ pub async fn read_vm(arm: &ArmClient, vm_id: &str) -> Result<VmDetails, ArmError
             .and_then(|profile| profile.computer_name.clone()),
         interfaces,
         id,
-        virtual_machine,
+        virtual_machine: Some(virtual_machine),
     })
 }
 
@@ -216,4 +231,260 @@ async fn read_interface(arm: &ArmClient, nic_id: &str) -> Result<InterfaceDetail
         subnet_id,
         subnet_network_security_group_id,
     })
+}
+
+/// The VM's own facts, then one row per NIC (`mv-expand`, keeping the NIC's position and
+/// whether the VM calls it primary).
+const VM_STAGES: [&str; 3] = [
+    "extend powerState = tostring(properties.extended.instanceView.powerState.code), \
+     osType = tostring(properties.storageProfile.osDisk.osType), \
+     adminUsername = tostring(properties.osProfile.adminUsername), \
+     computerName = tostring(properties.osProfile.computerName)",
+    "mv-expand with_itemindex = nicIndex nic = properties.networkProfile.networkInterfaces",
+    "extend nicId = tolower(tostring(nic.id)), nicPrimary = tostring(nic.properties.primary)",
+];
+
+/// Each NIC's first IP configuration (ARM lists the primary first; a row that says
+/// otherwise is read from ARM), its public IP and its subnet's NSG. Keys are compared
+/// lower-cased: ids differ in case between the resources that hold them.
+const NETWORK_STAGES: [&str; 3] = [
+    "join kind=leftouter (Resources | where type =~ 'microsoft.network/networkinterfaces' \
+     | extend ipConfiguration = properties.ipConfigurations[0] \
+     | project nicId = tolower(id), nicResourceId = id, \
+     ipConfigurationPrimary = tostring(ipConfiguration.properties.primary), \
+     privateIp = tostring(ipConfiguration.properties.privateIPAddress), \
+     publicIpId = tolower(tostring(ipConfiguration.properties.publicIPAddress.id)), \
+     subnetId = tolower(tostring(ipConfiguration.properties.subnet.id)), \
+     nicNsgId = tostring(properties.networkSecurityGroup.id)) on nicId",
+    "join kind=leftouter (Resources | where type =~ 'microsoft.network/publicipaddresses' \
+     | project publicIpId = tolower(id), publicIpResourceId = id, \
+     publicIpAddress = tostring(properties.ipAddress), \
+     publicIpFqdn = tostring(properties.dnsSettings.fqdn)) on publicIpId",
+    "join kind=leftouter (Resources | where type =~ 'microsoft.network/virtualnetworks' \
+     | mv-expand subnet = properties.subnets \
+     | project subnetId = tolower(tostring(subnet.id)), subnetResourceId = tostring(subnet.id), \
+     subnetNsgId = tostring(subnet.properties.networkSecurityGroup.id)) on subnetId",
+];
+
+/// The columns [`GraphRow`] reads.
+const NETWORK_COLUMNS: [&str; 24] = [
+    "id",
+    "name",
+    "type",
+    "resourceGroup",
+    "subscriptionId",
+    "location",
+    "osType",
+    "powerState",
+    "adminUsername",
+    "computerName",
+    "nicIndex",
+    "nicPrimary",
+    "nicId",
+    "nicResourceId",
+    "ipConfigurationPrimary",
+    "privateIp",
+    "publicIpId",
+    "publicIpResourceId",
+    "publicIpAddress",
+    "publicIpFqdn",
+    "subnetId",
+    "subnetResourceId",
+    "nicNsgId",
+    "subnetNsgId",
+];
+
+/// One Resource Graph query that finds VMs (`conditions` on the VM rows, for example the
+/// type and a name) and brings in everything [`VmDetails`] holds: power state, OS, admin
+/// user, and for each NIC its private address, public IP (address and DNS name), NSG
+/// and its subnet's NSG. One row per VM and NIC; classic VMs have one row without NIC.
+pub fn network_query(conditions: Vec<KqlCondition>) -> ResourcesQuery {
+    let mut query = ResourcesQuery::new().filter(conditions);
+    for stage in VM_STAGES.into_iter().chain(NETWORK_STAGES) {
+        query = query.stage(stage);
+    }
+    for column in NETWORK_COLUMNS {
+        query = query.project(column);
+    }
+    query.order_by("id", SortOrder::Ascending)
+}
+
+/// A row of [`network_query`]. Resource Graph writes an absent value as `""` after
+/// `tostring`, so empty texts read as `None`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphRow {
+    /// The VM's resource id.
+    pub id: String,
+    /// The VM's name.
+    pub name: String,
+    /// Lower-case resource type.
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    /// Resource group (Resource Graph lower-cases it; the id keeps ARM's case).
+    pub resource_group: String,
+    /// Subscription id.
+    pub subscription_id: String,
+    /// Region.
+    pub location: String,
+    /// `Linux` or `Windows`.
+    #[serde(default, deserialize_with = "text")]
+    pub os_type: Option<String>,
+    /// `PowerState/running` and so on.
+    #[serde(default, deserialize_with = "text")]
+    pub power_state: Option<String>,
+    /// `osProfile.adminUsername`.
+    #[serde(default, deserialize_with = "text")]
+    pub admin_username: Option<String>,
+    /// `osProfile.computerName`.
+    #[serde(default, deserialize_with = "text")]
+    pub computer_name: Option<String>,
+    /// The NIC's position in the VM's list.
+    #[serde(default)]
+    pub nic_index: Option<i64>,
+    /// `true` when the VM marks the NIC primary.
+    #[serde(default, deserialize_with = "text")]
+    pub nic_primary: Option<String>,
+    /// The NIC's id as the VM lists it, lower-cased.
+    #[serde(default, deserialize_with = "text")]
+    pub nic_id: Option<String>,
+    /// The NIC's id from its own row (empty when Resource Graph has no such row).
+    #[serde(default, deserialize_with = "text")]
+    pub nic_resource_id: Option<String>,
+    /// Whether the NIC's first IP configuration is its primary one.
+    #[serde(default, deserialize_with = "text")]
+    pub ip_configuration_primary: Option<String>,
+    /// The private address.
+    #[serde(default, deserialize_with = "text")]
+    pub private_ip: Option<String>,
+    /// The public IP's id as the NIC lists it, lower-cased.
+    #[serde(default, deserialize_with = "text")]
+    pub public_ip_id: Option<String>,
+    /// The public IP's id from its own row.
+    #[serde(default, deserialize_with = "text")]
+    pub public_ip_resource_id: Option<String>,
+    /// The public address.
+    #[serde(default, deserialize_with = "text")]
+    pub public_ip_address: Option<String>,
+    /// The public IP's DNS name.
+    #[serde(default, deserialize_with = "text")]
+    pub public_ip_fqdn: Option<String>,
+    /// The subnet's id as the NIC lists it, lower-cased.
+    #[serde(default, deserialize_with = "text")]
+    pub subnet_id: Option<String>,
+    /// The subnet's id from its virtual network's row.
+    #[serde(default, deserialize_with = "text")]
+    pub subnet_resource_id: Option<String>,
+    /// The NIC's NSG.
+    #[serde(default, deserialize_with = "text")]
+    pub nic_nsg_id: Option<String>,
+    /// The subnet's NSG.
+    #[serde(default, deserialize_with = "text")]
+    pub subnet_nsg_id: Option<String>,
+}
+
+/// Reads a text column: `""`, null and non-text values count as absent.
+fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(deserializer)?;
+    Ok(match value {
+        Some(serde_json::Value::String(text)) if !text.is_empty() => Some(text),
+        _ => None,
+    })
+}
+
+impl GraphRow {
+    /// Whether this row is about the VM `id`.
+    pub fn is_vm(&self, id: &str) -> bool {
+        same_resource_id(&self.id, id)
+    }
+}
+
+/// What Resource Graph's rows tell about one VM.
+#[derive(Debug, Clone)]
+pub enum GraphDetails {
+    /// Everything [`VmDetails`] holds.
+    Complete(Box<VmDetails>),
+    /// Some of the network is missing from the rows (Resource Graph lags, or a NIC's
+    /// first IP configuration is not its primary one): read the VM from ARM.
+    Incomplete(String),
+}
+
+impl VmDetails {
+    /// The details from the rows of one VM ([`network_query`]), or why they are not
+    /// enough. `rows` must all be about the same VM.
+    pub fn from_graph(rows: &[GraphRow]) -> GraphDetails {
+        let Some(first) = rows.first() else {
+            return GraphDetails::Incomplete("Resource Graph returned no row".to_owned());
+        };
+        let parsed = match ResourceId::parse(&first.id) {
+            Ok(parsed) => parsed,
+            Err(error) => return GraphDetails::Incomplete(error.to_string()),
+        };
+        let mut nics: Vec<&GraphRow> = rows.iter().filter(|row| row.nic_id.is_some()).collect();
+        // The primary NIC first, then the VM's order (as `network_interface_ids`).
+        nics.sort_by_key(|row| {
+            (
+                row.nic_primary.as_deref() != Some("true"),
+                row.nic_index.unwrap_or(i64::MAX),
+            )
+        });
+        let mut interfaces = Vec::with_capacity(nics.len());
+        for row in nics {
+            let Some(nic_id) = row.nic_resource_id.clone() else {
+                return GraphDetails::Incomplete(format!(
+                    "Resource Graph does not know the NIC {}",
+                    row.nic_id.as_deref().unwrap_or_default()
+                ));
+            };
+            if row.ip_configuration_primary.as_deref() == Some("false") {
+                return GraphDetails::Incomplete(format!(
+                    "the first IP configuration of {nic_id} is not its primary one"
+                ));
+            }
+            if row.public_ip_id.is_some() && row.public_ip_resource_id.is_none() {
+                return GraphDetails::Incomplete(format!(
+                    "Resource Graph does not know the public IP of {nic_id}"
+                ));
+            }
+            if row.subnet_id.is_some() && row.subnet_resource_id.is_none() {
+                return GraphDetails::Incomplete(format!(
+                    "Resource Graph does not know the subnet of {nic_id}"
+                ));
+            }
+            interfaces.push(InterfaceDetails {
+                id: nic_id,
+                private_ip: row.private_ip.clone(),
+                public_ip: row
+                    .public_ip_resource_id
+                    .clone()
+                    .map(|id| PublicAddressDetails {
+                        id,
+                        address: row.public_ip_address.clone(),
+                        fqdn: row.public_ip_fqdn.clone(),
+                    }),
+                network_security_group_id: row.nic_nsg_id.clone(),
+                subnet_id: row.subnet_resource_id.clone(),
+                subnet_network_security_group_id: row.subnet_nsg_id.clone(),
+            });
+        }
+        if interfaces.is_empty() {
+            return GraphDetails::Incomplete("Resource Graph lists no NIC for the VM".to_owned());
+        }
+        GraphDetails::Complete(Box::new(VmDetails {
+            id: first.id.clone(),
+            name: first.name.clone(),
+            resource_group: parsed
+                .resource_group()
+                .unwrap_or(&first.resource_group)
+                .to_owned(),
+            subscription_id: parsed.subscription_id().to_owned(),
+            location: normalize_location(&first.location),
+            os: first.os_type.as_deref().map(OperatingSystemTypes::from),
+            power_state: first.power_state.as_deref().and_then(PowerState::from_code),
+            admin_username: first.admin_username.clone(),
+            computer_name: first.computer_name.clone(),
+            interfaces,
+            virtual_machine: None,
+        }))
+    }
 }

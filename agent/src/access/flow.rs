@@ -25,7 +25,8 @@ use super::enable::{
     ChangeError, PolicyChange, RuleError, VmPlacement, default_port, enable, port_rules,
 };
 use super::extend::{ExtendError, extend_window, own_window};
-use super::locate::{self, LocateError, Scope, VmQuery, VmSummary};
+use super::locate::{self, LocateError, Located, Scope, VmQuery, VmSummary};
+use super::memory::RememberedVm;
 use super::my_ip::{PublicAddress, discover};
 use super::ownership::{ClientTag, Ownership, RequestMarker};
 use super::plan::{
@@ -38,9 +39,10 @@ use super::request::{
 };
 use super::status::{PolicyEntry, active_ports, entries_for_vm, find_entry};
 use super::window::{AccessWindow, ExtendLength, PortStatus, WindowPort};
-use crate::azure::arm::{ArmClient, ArmError};
-use crate::azure::clients::VirtualMachinesClient;
+use crate::azure::arm::{ArmClient, ArmError, ArmErrorKind};
+use crate::azure::clients::{JitNetworkAccessPoliciesClient, VirtualMachinesClient};
 use crate::azure::models::{JitProtocol, Subscription};
+use crate::azure::resource_id::ResourceId;
 use crate::probe;
 
 /// What a front end provides: a way to show progress and to answer questions.
@@ -296,6 +298,22 @@ pub enum FlowError {
     Azure(#[from] ArmError),
 }
 
+/// Whether Azure refused a request because what it was built from is out of date: the
+/// policy is gone (404) or no longer allows the VM, port or duration (400, 409). Nothing
+/// was applied.
+fn is_out_of_date(error: &FlowError) -> bool {
+    let FlowError::Initiate { error, .. } = error else {
+        return false;
+    };
+    let RequestError::Azure(error) = &**error else {
+        return false;
+    };
+    matches!(
+        error.kind(),
+        ArmErrorKind::NotFound | ArmErrorKind::BadRequest | ArmErrorKind::Conflict
+    )
+}
+
 impl FlowError {
     /// Whether a person said no to a question (as opposed to a failure).
     pub fn is_declined(&self) -> bool {
@@ -430,6 +448,9 @@ pub struct Prepared {
     pub duration: SignedDuration,
     /// The source for each planned port.
     pub sources: Vec<(u16, SourceDecision)>,
+    /// The policy entry is what the agent remembered (see [`super::memory`]), not read
+    /// from Azure this time: the `initiate` checks it.
+    pub remembered: bool,
 }
 
 impl Prepared {
@@ -549,6 +570,7 @@ pub struct AccessFlow<'a, I> {
     options: FlowOptions,
     subscriptions: OnceCell<Vec<Subscription>>,
     public_address: OnceCell<PublicAddress>,
+    remembered: std::sync::Mutex<Vec<RememberedVm>>,
 }
 
 impl<'a, I: Interaction> AccessFlow<'a, I> {
@@ -567,7 +589,50 @@ impl<'a, I: Interaction> AccessFlow<'a, I> {
             options,
             subscriptions: OnceCell::new(),
             public_address: OnceCell::new(),
+            remembered: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// The same flow, using what the agent remembered about VMs (see
+    /// [`super::memory`]): [`AccessFlow::open`] and [`AccessFlow::open_or_reuse`] then
+    /// skip finding a remembered VM's policy.
+    pub fn with_remembered(self, remembered: Vec<RememberedVm>) -> Self {
+        *self.remembered_vms() = remembered;
+        self
+    }
+
+    /// What to remember after `grant` was obtained for `ask`; `None` when the grant has
+    /// no policy to remember.
+    pub fn to_remember(&self, ask: &AccessAsk, grant: &Grant) -> Option<RememberedVm> {
+        if grant.prepared.entry.policy_id().is_empty() {
+            return None;
+        }
+        Some(RememberedVm::new(
+            &ask.vm,
+            &self.options.subscriptions,
+            &grant.prepared.details.name,
+            &grant.prepared.entry,
+        ))
+    }
+
+    fn remembered_vms(&self) -> std::sync::MutexGuard<'_, Vec<RememberedVm>> {
+        // Held only to copy or replace entries: a panic cannot leave it half-changed.
+        self.remembered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn recall(&self, query: &VmQuery) -> Option<RememberedVm> {
+        self.remembered_vms()
+            .iter()
+            .find(|known| known.is_for(query, &self.options.subscriptions))
+            .cloned()
+    }
+
+    fn forget(&self, query: &VmQuery) {
+        let subscriptions = &self.options.subscriptions;
+        self.remembered_vms()
+            .retain(|known| !known.is_for(query, subscriptions));
     }
 
     /// The ARM client.
@@ -623,32 +688,44 @@ impl<'a, I: Interaction> AccessFlow<'a, I> {
     /// Finds exactly one VM: an ambiguous name becomes a question, an unknown one an
     /// error with close names.
     pub async fn locate(&self, query: &VmQuery) -> Result<VmSummary, FlowError> {
+        Ok(self.find(query).await?.summary)
+    }
+
+    /// Finds exactly one VM, with its details when Resource Graph knows them all (one
+    /// Resource Graph query; see [`locate::find_located`]): an ambiguous name becomes a
+    /// question, an unknown one an error with close names.
+    pub async fn find(&self, query: &VmQuery) -> Result<Located, FlowError> {
         let scope = self.scope(query, None).await?;
-        match locate::locate(self.arm, &scope, query).await {
-            Ok(vm) => Ok(vm),
-            Err(LocateError::Ambiguous {
-                query: text,
-                candidates,
-            }) => {
-                let answer = self
-                    .interaction
-                    .ask(Question::ChooseVm {
-                        query: &text,
-                        candidates: &candidates,
-                    })
-                    .await;
-                match answer {
-                    Answer::Chosen(index) if index < candidates.len() => {
-                        Ok(candidates[index].clone())
-                    }
-                    Answer::CannotAsk => Err(LocateError::Ambiguous {
-                        query: text,
-                        candidates,
-                    }
-                    .into()),
-                    _ => Err(FlowError::NotChosen),
+        let mut candidates = locate::find_located(self.arm, &scope, query)
+            .await
+            .map_err(LocateError::from)?;
+        if candidates.len() > 1 {
+            let text = query.to_string();
+            let summaries: Vec<VmSummary> = candidates
+                .iter()
+                .map(|candidate| candidate.summary.clone())
+                .collect();
+            let answer = self
+                .interaction
+                .ask(Question::ChooseVm {
+                    query: &text,
+                    candidates: &summaries,
+                })
+                .await;
+            return match answer {
+                Answer::Chosen(index) if index < candidates.len() => {
+                    Ok(candidates.swap_remove(index))
                 }
-            }
+                Answer::CannotAsk => Err(LocateError::Ambiguous {
+                    query: text,
+                    candidates: summaries,
+                }
+                .into()),
+                _ => Err(FlowError::NotChosen),
+            };
+        }
+        match locate::single(&scope, query, candidates, |candidate| &candidate.summary) {
+            Ok(vm) => Ok(vm),
             Err(LocateError::NotFound {
                 query: text,
                 searched,
@@ -669,11 +746,17 @@ impl<'a, I: Interaction> AccessFlow<'a, I> {
 
     /// Finds one VM that JIT can cover (not a classic one).
     pub async fn locate_supported(&self, query: &VmQuery) -> Result<VmSummary, FlowError> {
-        let summary = self.locate(query).await?;
-        if summary.is_classic() {
-            return Err(FlowError::Classic { vm: summary.name });
+        Ok(self.find_supported(query).await?.summary)
+    }
+
+    async fn find_supported(&self, query: &VmQuery) -> Result<Located, FlowError> {
+        let located = self.find(query).await?;
+        if located.summary.is_classic() {
+            return Err(FlowError::Classic {
+                vm: located.summary.name,
+            });
         }
-        Ok(summary)
+        Ok(located)
     }
 
     /// Names in scope that look like the one asked for (only on the failure path: one
@@ -705,23 +788,109 @@ impl<'a, I: Interaction> AccessFlow<'a, I> {
         names
     }
 
-    /// Everything up to the request: locate, start, enable, decide.
+    /// Everything up to the request: locate, start, enable, decide (from Azure, not
+    /// from what the agent remembered).
     pub async fn prepare(&self, ask: &AccessAsk) -> Result<Prepared, FlowError> {
-        let summary = self.locate_supported(&ask.vm).await?;
-        let mut details =
-            read_vm(self.arm, &summary.id)
-                .await
-                .map_err(|error| FlowError::ReadVm {
-                    vm: summary.name.clone(),
-                    error,
-                })?;
-        if !details.is_running() {
-            details = self.start(details, ask.start).await?;
-        }
+        let located = self.find_supported(&ask.vm).await?;
+        let details = self.checked_details(located).await?;
+        let details = if details.is_running() {
+            details
+        } else {
+            self.start(details, ask.start).await?
+        };
         let entry = match find_entry(self.arm, &details.subscription_id, &details.id).await? {
             Some(entry) => entry,
             None => self.enable_on_demand(&details, ask).await?,
         };
+        self.decide(ask, details, entry, false).await
+    }
+
+    /// [`AccessFlow::prepare`], from what the agent remembered when it remembers the VM.
+    async fn prepare_with_memory(&self, ask: &AccessAsk) -> Result<Prepared, FlowError> {
+        if let Some(remembered) = self.recall(&ask.vm) {
+            if let Some(prepared) = self.prepare_remembered(ask, &remembered).await? {
+                return Ok(prepared);
+            }
+            self.forget(&ask.vm);
+        }
+        self.prepare(ask).await
+    }
+
+    /// Prepares a remembered VM: its network and power state read again by id (one
+    /// Resource Graph query), its policy entry as remembered. `None` when Resource Graph
+    /// no longer finds the VM by that id.
+    async fn prepare_remembered(
+        &self,
+        ask: &AccessAsk,
+        remembered: &RememberedVm,
+    ) -> Result<Option<Prepared>, FlowError> {
+        let Ok(id) = ResourceId::parse(&remembered.vm_id) else {
+            return Ok(None);
+        };
+        let scope = Scope {
+            subscription_ids: vec![id.subscription_id().to_owned()],
+            resource_group: None,
+        };
+        let mut candidates = locate::find_located(self.arm, &scope, &VmQuery::Id(id))
+            .await
+            .map_err(LocateError::from)?;
+        if candidates.len() != 1 || candidates[0].summary.is_classic() {
+            self.interaction.event(FlowEvent::Detail(format!(
+                "{} is no longer where the agent remembered it; looking for it again",
+                remembered.vm_name
+            )));
+            return Ok(None);
+        }
+        let details = self.checked_details(candidates.remove(0)).await?;
+        let details = if details.is_running() {
+            details
+        } else {
+            self.start(details, ask.start).await?
+        };
+        self.interaction.event(FlowEvent::Detail(format!(
+            "using the JIT policy the agent remembered for {}",
+            details.name
+        )));
+        self.decide(ask, details, remembered.policy_entry(), true)
+            .await
+            .map(Some)
+    }
+
+    /// The details of a located VM: Resource Graph's when they are complete and say the
+    /// VM runs, else ARM's (Resource Graph lags: a VM it reports stopped may run now).
+    async fn checked_details(&self, located: Located) -> Result<VmDetails, FlowError> {
+        let reason = match located.details {
+            Ok(details) if details.is_running() => return Ok(*details),
+            Ok(details) => format!(
+                "Resource Graph reports {} {}",
+                details.name,
+                details
+                    .power_state
+                    .as_ref()
+                    .map_or_else(|| "not running".to_owned(), ToString::to_string)
+            ),
+            Err(reason) => reason,
+        };
+        self.interaction.event(FlowEvent::Detail(format!(
+            "reading {} from ARM ({reason})",
+            located.summary.name
+        )));
+        read_vm(self.arm, &located.summary.id)
+            .await
+            .map_err(|error| FlowError::ReadVm {
+                vm: located.summary.name.clone(),
+                error,
+            })
+    }
+
+    /// The decisions for a running VM covered by `entry`: port, duration, source.
+    async fn decide(
+        &self,
+        ask: &AccessAsk,
+        details: VmDetails,
+        entry: PolicyEntry,
+        remembered: bool,
+    ) -> Result<Prepared, FlowError> {
         let preferences = self.options.preferences_for(&details).cloned();
         let preference = match (ask.ports, preferences.as_ref().and_then(|it| it.port)) {
             (PortPreference::Automatic, Some(number)) => PortPreference::Number(number),
@@ -761,6 +930,7 @@ impl<'a, I: Interaction> AccessFlow<'a, I> {
             plan,
             duration,
             sources,
+            remembered,
         };
         if let (_, false, Some(AddressKind::Private)) = prepared.connect_host()? {
             self.interaction.event(FlowEvent::Warning(format!(
@@ -1041,25 +1211,95 @@ impl<'a, I: Interaction> AccessFlow<'a, I> {
         window
     }
 
-    /// The whole flow for one VM: prepare, request, wait.
+    /// The whole flow for one VM: prepare, request, wait. A VM the agent remembered
+    /// (see [`AccessFlow::with_remembered`]) costs one ARM call before the request; if
+    /// Azure refuses the request because what was remembered is out of date, the VM is
+    /// prepared again from Azure and asked for once more.
     pub async fn open(
         &self,
         ask: &AccessAsk,
         justification: Option<&str>,
         wait: Wait,
     ) -> Result<Grant, FlowError> {
-        let prepared = self.prepare(ask).await?;
-        self.open_prepared(prepared, justification, wait).await
+        let prepared = self.prepare_with_memory(ask).await?;
+        let (prepared, initiated) = self.request_one(ask, prepared, justification).await?;
+        self.finish(prepared, initiated, wait).await
     }
 
-    /// Request and wait for a VM already prepared.
-    pub async fn open_prepared(
+    /// For `jit proxy` and the agent's shared requests: an open window for the decided
+    /// source that answers and has at least `margin` left is used as it is; otherwise
+    /// access is requested and waited for, as [`AccessFlow::open`] does.
+    pub async fn open_or_reuse(
         &self,
-        prepared: Prepared,
+        ask: &AccessAsk,
+        margin: SignedDuration,
         justification: Option<&str>,
         wait: Wait,
     ) -> Result<Grant, FlowError> {
-        let initiated = self.request(&[&prepared], justification).await?;
+        let mut prepared = self.prepare_with_memory(ask).await?;
+        if prepared.remembered {
+            // Reuse needs the policy's requests; reading the policy also checks the entry.
+            let policy = JitNetworkAccessPoliciesClient::new(self.arm.clone())
+                .get_by_id(prepared.entry.policy_id())
+                .await;
+            let fresh = match policy {
+                Ok(policy) => entries_for_vm(std::slice::from_ref(&policy), &prepared.details.id)
+                    .into_iter()
+                    .next(),
+                Err(error) if error.is_not_found() => None,
+                Err(error) => return Err(error.into()),
+            };
+            match fresh {
+                Some(entry) => {
+                    prepared.entry = entry;
+                    prepared.remembered = false;
+                }
+                None => {
+                    self.forget(&ask.vm);
+                    prepared = self.prepare(ask).await?;
+                }
+            }
+        }
+        if let Some(grant) = self.reusable(&prepared, margin).await {
+            return Ok(grant);
+        }
+        let (prepared, initiated) = self.request_one(ask, prepared, justification).await?;
+        self.finish(prepared, initiated, wait).await
+    }
+
+    /// Requests access for one prepared VM; when the request was built from what the
+    /// agent remembered and Azure refuses it as out of date (the policy, VM or port is
+    /// gone, the duration too long: 4xx, so nothing was applied), prepares the VM again
+    /// from Azure and requests once more.
+    async fn request_one(
+        &self,
+        ask: &AccessAsk,
+        prepared: Prepared,
+        justification: Option<&str>,
+    ) -> Result<(Prepared, Initiated), FlowError> {
+        match self.request(&[&prepared], justification).await {
+            Ok(initiated) => Ok((prepared, initiated)),
+            Err(error) if prepared.remembered && is_out_of_date(&error) => {
+                self.interaction.event(FlowEvent::Detail(format!(
+                    "Azure refused what the agent remembered about {} ({error:#}); looking it up again",
+                    prepared.details.name
+                )));
+                self.forget(&ask.vm);
+                let prepared = self.prepare(ask).await?;
+                let initiated = self.request(&[&prepared], justification).await?;
+                Ok((prepared, initiated))
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Waits (or not) for a request, and builds the grant.
+    async fn finish(
+        &self,
+        prepared: Prepared,
+        initiated: Initiated,
+        wait: Wait,
+    ) -> Result<Grant, FlowError> {
         let open = match wait {
             Wait::UntilAnswering(timeout) => self.wait(&prepared, &initiated, timeout).await?,
             Wait::NotAtAll => Vec::new(),
@@ -1073,6 +1313,17 @@ impl<'a, I: Interaction> AccessFlow<'a, I> {
         })
     }
 
+    /// Request and wait for a VM already prepared.
+    pub async fn open_prepared(
+        &self,
+        prepared: Prepared,
+        justification: Option<&str>,
+        wait: Wait,
+    ) -> Result<Grant, FlowError> {
+        let initiated = self.request(&[&prepared], justification).await?;
+        self.finish(prepared, initiated, wait).await
+    }
+
     /// The flow for several VMs: every VM is prepared first (so a mistake in the last
     /// name costs no request), then one request goes to each policy for the VMs that
     /// share it and a duration, then each VM is waited for.
@@ -1082,6 +1333,9 @@ impl<'a, I: Interaction> AccessFlow<'a, I> {
         justification: Option<&str>,
         wait: Wait,
     ) -> Result<Vec<Grant>, FlowError> {
+        if let [ask] = asks {
+            return Ok(vec![self.open(ask, justification, wait).await?]);
+        }
         let mut prepared_all: Vec<Prepared> = Vec::new();
         for ask in asks {
             let prepared = self.prepare(ask).await?;
@@ -1185,6 +1439,7 @@ impl<'a, I: Interaction> AccessFlow<'a, I> {
             mapped_port: active.mapped_port,
             service: *service,
             detail: outcome.to_string(),
+            answered_at: None,
         }];
         let window = AccessWindow {
             vm_id: prepared.details.id.clone(),

@@ -3,13 +3,16 @@
 //!
 //! Names are looked up with one Resource Graph query over all subscriptions at once
 //! (listing VMs subscription by subscription costs a call per subscription and is slow
-//! with many). Resource Graph lags ARM by seconds to minutes, so it is only used to
-//! *find* candidates; the VM itself is then read from ARM. A full id skips the search.
+//! with many). [`find_located`] asks that query for the VM's network too (see
+//! [`super::details::network_query`]), so finding a VM and learning what JIT decisions
+//! need is one call. Resource Graph lags ARM by seconds to minutes: when its rows do not
+//! tell everything, [`Located::details`] is `None` and the caller reads the VM from ARM.
 //! A name found in several places is an error listing every candidate, so the caller
 //! can ask or tell the user how to be precise; `jit` never picks one silently.
 
 use serde::{Deserialize, Serialize};
 
+use super::details::{GraphDetails, GraphRow, VmDetails, network_query};
 use crate::azure::arm::{ArmClient, ArmError};
 use crate::azure::clients::{
     KqlColumn, KqlCondition, ResourceGraphClient, ResourcesQuery, SortOrder, SubscriptionsClient,
@@ -319,6 +322,135 @@ pub async fn find_vms(
             row
         })
         .collect())
+}
+
+/// A VM found by [`find_located`], with its details when Resource Graph knew them all.
+#[derive(Debug, Clone)]
+pub struct Located {
+    /// The VM as a candidate.
+    pub summary: VmSummary,
+    /// Its details, or why Resource Graph's rows were not enough (then read it from ARM).
+    pub details: Result<Box<VmDetails>, String>,
+}
+
+/// The Resource Graph query [`find_located`] sends for `query` in `scope`: the VM rows
+/// (by type, and by name or id, and by group when one is known) joined to their network
+/// (see [`network_query`]).
+pub fn located_query(scope: &Scope, query: &VmQuery) -> ResourcesQuery {
+    let narrowed = narrowed_scope(scope, query);
+    let mut conditions = vec![KqlCondition::in_ignore_case(
+        KqlColumn::Type,
+        [VIRTUAL_MACHINE_TYPE, CLASSIC_VIRTUAL_MACHINE_TYPE],
+    )];
+    match query {
+        VmQuery::Id(id) => {
+            conditions.push(KqlCondition::equals_ignore_case(KqlColumn::Id, id.as_str()))
+        }
+        VmQuery::Name(name) | VmQuery::GroupAndName { name, .. } => conditions.push(
+            KqlCondition::equals_ignore_case(KqlColumn::Name, name.clone()),
+        ),
+    }
+    if let Some(resource_group) = &narrowed.resource_group {
+        conditions.push(KqlCondition::equals_ignore_case(
+            KqlColumn::ResourceGroup,
+            resource_group.clone(),
+        ));
+    }
+    network_query(conditions)
+}
+
+/// Every VM in scope that `query` names, each with its network, in one Resource Graph
+/// query ([`located_query`]).
+pub async fn find_located(
+    arm: &ArmClient,
+    scope: &Scope,
+    query: &VmQuery,
+) -> Result<Vec<Located>, ArmError> {
+    let narrowed = narrowed_scope(scope, query);
+    let rows: Vec<GraphRow> = ResourceGraphClient::new(arm.clone())
+        .resources_as(
+            &located_query(scope, query),
+            &narrowed.subscription_ids,
+            None,
+        )
+        .await?;
+    let mut located: Vec<Located> = Vec::new();
+    let mut start = 0;
+    while start < rows.len() {
+        let end = rows[start..]
+            .iter()
+            .position(|row| !row.is_vm(&rows[start].id))
+            .map_or(rows.len(), |offset| start + offset);
+        let group = &rows[start..end];
+        start = end;
+        let first = &group[0];
+        if let VmQuery::Id(id) = query
+            && ResourceId::parse(&first.id).map_or(true, |candidate| &candidate != id)
+        {
+            continue;
+        }
+        let summary = VmSummary {
+            id: first.id.clone(),
+            name: first.name.clone(),
+            resource_group: first.resource_group.clone(),
+            subscription_id: first.subscription_id.clone(),
+            location: normalize_location(&first.location),
+            resource_type: first.resource_type.clone(),
+            os_type: first.os_type.clone(),
+            power_state: first.power_state.clone(),
+        };
+        let details = if summary.is_classic() {
+            Err("a classic VM".to_owned())
+        } else {
+            match VmDetails::from_graph(group) {
+                GraphDetails::Complete(details) => Ok(details),
+                GraphDetails::Incomplete(reason) => Err(reason),
+            }
+        };
+        located.push(Located { summary, details });
+    }
+    Ok(located)
+}
+
+/// The one VM among `candidates`: none is [`LocateError::NotFound`], several
+/// [`LocateError::Ambiguous`].
+pub fn single<T>(
+    scope: &Scope,
+    query: &VmQuery,
+    mut candidates: Vec<T>,
+    summary: impl Fn(&T) -> &VmSummary,
+) -> Result<T, LocateError> {
+    match candidates.len() {
+        0 => Err(LocateError::NotFound {
+            query: query.to_string(),
+            searched: describe_scope(scope),
+        }),
+        1 => Ok(candidates.remove(0)),
+        _ => Err(LocateError::Ambiguous {
+            query: query.to_string(),
+            candidates: candidates
+                .iter()
+                .map(|candidate| summary(candidate).clone())
+                .collect(),
+        }),
+    }
+}
+
+/// The scope a query narrows: a resource id names its subscription and group,
+/// `group/name` its group.
+fn narrowed_scope(scope: &Scope, query: &VmQuery) -> Scope {
+    let resource_group = match query {
+        VmQuery::Id(id) => id.resource_group().map(str::to_owned),
+        VmQuery::Name(_) => None,
+        VmQuery::GroupAndName { resource_group, .. } => Some(resource_group.clone()),
+    };
+    Scope {
+        subscription_ids: match query {
+            VmQuery::Id(id) => vec![id.subscription_id().to_owned()],
+            _ => scope.subscription_ids.clone(),
+        },
+        resource_group: resource_group.or_else(|| scope.resource_group.clone()),
+    }
 }
 
 /// Finds exactly one VM.

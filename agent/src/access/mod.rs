@@ -11,6 +11,7 @@ pub mod extend;
 pub mod flow;
 pub mod inventory;
 pub mod locate;
+pub mod memory;
 pub mod my_ip;
 pub mod ownership;
 pub mod plan;

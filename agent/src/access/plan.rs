@@ -18,13 +18,13 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use jiff::SignedDuration;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::my_ip::PublicAddress;
 use crate::azure::models::{JitNetworkAccessPortRule, OperatingSystemTypes};
 
 /// The protocol a port is expected to speak.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Service {
     /// SSH (a banner starting `SSH-2.0-`).

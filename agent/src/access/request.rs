@@ -3,10 +3,21 @@
 //! `initiate` answers 202 before anything is open: Azure reports the request's ports as
 //! `Initiating` while it writes NSG (or firewall) rules, then `Initiated`. Even then the
 //! port may take a moment to answer. People work around this with fixed sleeps (12 s,
-//! 45 s); `jit` instead polls the policy until its request's ports leave `Initiating`
-//! *and* probes the port until the service answers at the protocol level (an SSH banner,
-//! an RDP X.224 confirm), with an interval that grows from half a second to three, and a
-//! hard deadline that ends in a clear error saying which of the two never happened.
+//! 45 s), or poll the policy every second or two for as long as Azure takes.
+//!
+//! `jit` lets **the probe drive the wait**: right after the 202 it starts probing the
+//! port at the protocol level (an SSH banner, an RDP X.224 confirm) every
+//! [`PROBE_INTERVAL`], each probe with its own short timeout and a bounded number in
+//! flight (a dropped SYN never answers, so a probe that started before the rule was
+//! written is not waited for). The port answering is noticed within about one interval.
+//! The policy is read only to learn what the probe cannot: once when the port first
+//! answers (our request, not revoked), and when the port has not answered by the time
+//! Azure usually has applied a request ([`EXPECTED_APPLY`], then once more after
+//! [`POLICY_READ_BACKOFF`] times as long), and at the deadline, to say whether Azure never
+//! applied the request or the service never answered. So a request costs at most three
+//! policy reads however long Azure takes. Behind an Azure Firewall the port to probe is
+//! the request's `mappedPort`, which only the policy tells: there the policy is polled
+//! (every half second, growing to three) until the request is applied.
 //!
 //! Initiate is not idempotent (a second request supersedes the first), so it is never
 //! repeated blindly: if the connection fails or Azure answers with a server error after
@@ -18,8 +29,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
 use jiff::{SignedDuration, Timestamp};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 use super::ownership::{RequestMarker, is_request};
 use super::plan::Service;
@@ -280,7 +294,7 @@ pub struct PortTarget {
 }
 
 /// A port that answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenPort {
     /// The port as the policy lists it.
     pub number: u16,
@@ -294,6 +308,10 @@ pub struct OpenPort {
     pub service: Service,
     /// What answered (banner, RDP protocol).
     pub detail: String,
+    /// When `jit` noticed the port answering (local clock; `None` for a window that was
+    /// already open and only checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_at: Option<Timestamp>,
 }
 
 /// What to wait for.
@@ -322,6 +340,79 @@ pub enum WaitProgress {
 /// No wait lasts longer than the longest window JIT grants.
 const LONGEST_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// How often a new probe of a port that has not answered yet starts.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(150);
+/// How long one probe may take (connect and the service's first answer).
+const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Probes of one port in flight at once, at most (a silent port holds each until its
+/// timeout).
+const PROBES_IN_FLIGHT: usize = 10;
+/// When Azure has usually applied a request: the policy is read if the port has not
+/// answered by then.
+pub const EXPECTED_APPLY: Duration = Duration::from_secs(5);
+/// How much longer the second read waits than the first.
+pub const POLICY_READ_BACKOFF: u32 = 3;
+/// Reads of the policy while the port has not answered and Azure says `Initiating`,
+/// at most (then only when the port answers, or at the deadline).
+const READS_WHILE_SILENT: u32 = 2;
+/// The first interval of policy polling behind a firewall (growing by half to three
+/// seconds).
+const POLL_START: Duration = Duration::from_millis(500);
+const POLL_LONGEST: Duration = Duration::from_secs(3);
+
+/// What the wait knows about each target.
+struct WaitState {
+    mapped: Vec<Option<u16>>,
+    open: Vec<Option<OpenPort>>,
+    last_probe: Vec<String>,
+    /// The last status Azure reported that was not `Initiated`.
+    last_status: String,
+}
+
+impl WaitState {
+    /// Takes in what a policy (or the initiate's own answer) says about our request:
+    /// `Ok(true)` when every target is `Initiated`.
+    fn read_request(
+        &mut self,
+        policy: Option<&JitNetworkAccessPolicy>,
+        initiated: &Initiated,
+        targets: &[PortTarget],
+    ) -> Result<bool, RequestError> {
+        let mut all_initiated = true;
+        for (index, target) in targets.iter().enumerate() {
+            let port = match policy {
+                Some(policy) => find_our_request(policy, initiated, &target.vm_id, target.number),
+                None => request_port(&initiated.request, &target.vm_id, target.number),
+            };
+            let Some(port) = port else {
+                if policy.is_none() {
+                    // The 202 did not echo the port: the policy will say.
+                    all_initiated = false;
+                    continue;
+                }
+                return Err(RequestError::NotRecorded(initiated.policy_id.clone()));
+            };
+            if port.mapped_port.is_some() {
+                self.mapped[index] = port.mapped_port;
+            }
+            match &port.status {
+                JitPortStatus::Initiated => {}
+                JitPortStatus::Revoked => {
+                    return Err(RequestError::Revoked {
+                        port: target.number,
+                        reason: port.status_reason.to_string(),
+                    });
+                }
+                other => {
+                    all_initiated = false;
+                    self.last_status = other.to_string();
+                }
+            }
+        }
+        Ok(all_initiated)
+    }
+}
+
 /// Waits until the request is applied and the targets answer, or `timeout` passes.
 pub async fn wait_until_open(
     arm: &ArmClient,
@@ -332,142 +423,191 @@ pub async fn wait_until_open(
     mut on_progress: impl FnMut(&WaitProgress),
 ) -> Result<Vec<OpenPort>, RequestError> {
     let client = JitNetworkAccessPoliciesClient::new(arm.clone());
-    let started = tokio::time::Instant::now();
+    let started = Instant::now();
     // A timeout longer than any window (`--timeout 100000d`) must not overflow the clock.
     let deadline = started + timeout.min(LONGEST_WAIT);
-    let mut interval = Duration::from_millis(500);
-    let mut mapped: Vec<Option<u16>> = vec![None; targets.len()];
-    let mut applied = false;
-    let mut last_status = String::from("Initiating");
-    let mut last_probe: Vec<String> = vec!["not probed yet".to_owned(); targets.len()];
-    let mut open: Vec<Option<OpenPort>> = vec![None; targets.len()];
-    let mut reported_applying = false;
+    let mut state = WaitState {
+        mapped: vec![None; targets.len()],
+        open: vec![None; targets.len()],
+        last_probe: vec!["not probed yet".to_owned(); targets.len()],
+        last_status: String::from("Initiating"),
+    };
+    // The initiate's own answer is the first reading.
+    let mut confirmed = state.read_request(None, initiated, targets)?;
+    if wait_for == WaitFor::Applied && confirmed {
+        return Ok(Vec::new());
+    }
     let mut reported_probing = false;
+    if !confirmed {
+        on_progress(&WaitProgress::Applying);
+    }
+    // Probing needs the port to probe: behind a firewall that is the mapped port, which
+    // only the policy tells; `Applied` probes nothing.
+    let probing_possible = |state: &WaitState| {
+        wait_for != WaitFor::Applied
+            && targets
+                .iter()
+                .enumerate()
+                .all(|(index, target)| !target.through_firewall || state.mapped[index].is_some())
+    };
+    let polling = wait_for == WaitFor::Applied || !probing_possible(&state);
+    let mut poll_interval = POLL_START;
+    let mut silent_reads = 0;
+    let mut next_read: Option<Instant> = match (confirmed, polling) {
+        (true, _) => None,
+        (false, true) => Some(started + POLL_START),
+        (false, false) => Some(started + EXPECTED_APPLY),
+    };
+    let mut probes = FuturesUnordered::new();
+    let mut in_flight = vec![0_usize; targets.len()];
+    let mut next_probe = started;
 
     loop {
-        if !applied {
-            let policy = client.get_by_id(&initiated.policy_id).await?;
-            let mut all_initiated = true;
+        let now = Instant::now();
+        if confirmed && !reported_probing && probing_possible(&state) {
+            on_progress(&WaitProgress::Probing {
+                what: describe_targets(targets, &state.mapped, wait_for),
+            });
+            reported_probing = true;
+        }
+        if probing_possible(&state) && now >= next_probe {
+            let remaining = deadline.saturating_duration_since(now);
+            let probe_timeout = PROBE_TIMEOUT.min(remaining).max(Duration::from_millis(200));
             for (index, target) in targets.iter().enumerate() {
-                let Some(port) = find_our_request(&policy, initiated, &target.vm_id, target.number)
-                else {
-                    return Err(RequestError::NotRecorded(initiated.policy_id.clone()));
-                };
-                mapped[index] = port.mapped_port;
-                match &port.status {
-                    JitPortStatus::Initiated => {}
-                    JitPortStatus::Revoked => {
-                        return Err(RequestError::Revoked {
+                if state.open[index].is_some() || in_flight[index] >= PROBES_IN_FLIGHT {
+                    continue;
+                }
+                in_flight[index] += 1;
+                let connect_port = connect_port(target, state.mapped[index]);
+                probes.push(async move {
+                    (
+                        index,
+                        probe_target(target, connect_port, wait_for, probe_timeout).await,
+                    )
+                });
+            }
+            next_probe = now + PROBE_INTERVAL;
+        }
+
+        let mut wake = deadline;
+        if probing_possible(&state) {
+            wake = wake.min(next_probe);
+        }
+        if let Some(read_at) = next_read {
+            wake = wake.min(read_at);
+        }
+        tokio::select! {
+            Some((index, probed)) = probes.next(), if !probes.is_empty() => {
+                in_flight[index] = in_flight[index].saturating_sub(1);
+                match probed {
+                    Probed::Open(mut port) => {
+                        if state.open[index].is_none() {
+                            port.mapped_port = state.mapped[index];
+                            port.answered_at = Some(Timestamp::now());
+                            state.open[index] = Some(port);
+                        }
+                    }
+                    Probed::Waiting(outcome) => state.last_probe[index] = outcome,
+                    // Waiting longer will not change which service listens there.
+                    Probed::OtherService(got) if matches!(wait_for, WaitFor::All) => {
+                        let target = &targets[index];
+                        return Err(RequestError::WrongService {
                             port: target.number,
-                            reason: port.status_reason.to_string(),
+                            address: format!(
+                                "{}:{}",
+                                target.host,
+                                connect_port(target, state.mapped[index])
+                            ),
+                            expected: service_name(target.service).to_owned(),
+                            got,
                         });
                     }
-                    other => {
-                        all_initiated = false;
-                        last_status = other.to_string();
-                    }
+                    Probed::OtherService(got) => state.last_probe[index] = got,
                 }
             }
-            applied = all_initiated;
-            if !applied && !reported_applying {
-                on_progress(&WaitProgress::Applying);
-                reported_applying = true;
-            }
+            () = tokio::time::sleep_until(wake) => {}
         }
-        if applied {
-            if wait_for == WaitFor::Applied {
-                return Ok(Vec::new());
+
+        let answered = match wait_for {
+            WaitFor::All => state.open.iter().all(Option::is_some),
+            WaitFor::FirstAnswering(_) => state.open.iter().any(Option::is_some),
+            WaitFor::Applied => false,
+        };
+        if answered {
+            if !confirmed {
+                // Once: the port answers, but is it for our request? (A revoked request
+                // or one Azure never recorded must not pass for access.)
+                let policy = client.get_by_id(&initiated.policy_id).await?;
+                state.read_request(Some(&policy), initiated, targets)?;
             }
             if !reported_probing {
                 on_progress(&WaitProgress::Probing {
-                    what: describe_targets(targets, &mapped, wait_for),
+                    what: describe_targets(targets, &state.mapped, wait_for),
                 });
-                reported_probing = true;
             }
-            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let probe_timeout = remaining
-                .min(Duration::from_secs(2))
-                .max(Duration::from_millis(200));
-            let probes = targets.iter().enumerate().map(|(index, target)| {
-                let connect_port = connect_port(target, mapped[index]);
-                let already = open[index].is_some();
-                async move {
-                    if already {
-                        return (index, None);
-                    }
-                    (
-                        index,
-                        Some(probe_target(target, connect_port, wait_for, probe_timeout).await),
-                    )
-                }
+            let open: Vec<OpenPort> = state.open.into_iter().flatten().collect();
+            return Ok(match wait_for {
+                WaitFor::FirstAnswering(_) => open.into_iter().take(1).collect(),
+                _ => open,
             });
-            for (index, result) in futures::future::join_all(probes).await {
-                match result {
-                    Some(Probed::Open(port)) => {
-                        let mut port = port;
-                        port.mapped_port = mapped[index];
-                        open[index] = Some(port);
-                    }
-                    Some(Probed::Waiting(outcome)) => last_probe[index] = outcome,
-                    // Waiting longer will not change which service listens there.
-                    Some(Probed::OtherService(got)) if wait_for != WaitFor::Applied => {
-                        let target = &targets[index];
-                        if matches!(wait_for, WaitFor::All) {
-                            return Err(RequestError::WrongService {
-                                port: target.number,
-                                address: format!(
-                                    "{}:{}",
-                                    target.host,
-                                    connect_port(target, mapped[index])
-                                ),
-                                expected: service_name(target.service).to_owned(),
-                                got,
-                            });
-                        }
-                        last_probe[index] = got;
-                    }
-                    Some(Probed::OtherService(got)) => last_probe[index] = got,
-                    None => {}
-                }
-            }
-            match wait_for {
-                WaitFor::All if open.iter().all(Option::is_some) => {
-                    return Ok(open.into_iter().flatten().collect());
-                }
-                WaitFor::FirstAnswering(_) => {
-                    if let Some(port) = open.iter().flatten().next() {
-                        return Ok(vec![port.clone()]);
-                    }
-                }
-                _ => {}
-            }
         }
-        let now = tokio::time::Instant::now();
+
+        let now = Instant::now();
+        if let Some(read_at) = next_read
+            && now >= read_at
+            && now < deadline
+        {
+            let policy = client.get_by_id(&initiated.policy_id).await?;
+            confirmed = state.read_request(Some(&policy), initiated, targets)?;
+            next_read = if confirmed {
+                None
+            } else if polling && !probing_possible(&state) || wait_for == WaitFor::Applied {
+                let at = Instant::now() + poll_interval;
+                poll_interval = (poll_interval * 3 / 2).min(POLL_LONGEST);
+                Some(at)
+            } else {
+                silent_reads += 1;
+                (silent_reads < READS_WHILE_SILENT)
+                    .then(|| Instant::now() + EXPECTED_APPLY * POLICY_READ_BACKOFF)
+            };
+            if confirmed && wait_for == WaitFor::Applied {
+                return Ok(Vec::new());
+            }
+            continue;
+        }
+
         if now >= deadline {
             let waited = now.duration_since(started);
-            if !applied {
+            if !confirmed {
+                // Which of the two never happened?
+                let policy = client.get_by_id(&initiated.policy_id).await?;
+                confirmed = state.read_request(Some(&policy), initiated, targets)?;
+            }
+            if !confirmed || wait_for == WaitFor::Applied {
                 let port = targets.first().map_or(0, |target| target.number);
                 return Err(RequestError::NotApplied {
                     port,
-                    status: last_status,
+                    status: state.last_status,
                     waited,
                 });
             }
-            let index = open.iter().position(Option::is_none).unwrap_or(0);
+            let index = state.open.iter().position(Option::is_none).unwrap_or(0);
             let target = &targets[index];
             return Err(RequestError::NeverAnswered {
                 port: target.number,
-                address: format!("{}:{}", target.host, connect_port(target, mapped[index])),
+                address: format!(
+                    "{}:{}",
+                    target.host,
+                    connect_port(target, state.mapped[index])
+                ),
                 service: match wait_for {
                     WaitFor::FirstAnswering(service) => service_name(service).to_owned(),
                     _ => service_name(target.service).to_owned(),
                 },
-                last: last_probe[index].clone(),
+                last: state.last_probe[index].clone(),
                 waited,
             });
         }
-        tokio::time::sleep(interval.min(deadline - now)).await;
-        interval = (interval * 3 / 2).min(Duration::from_secs(3));
     }
 }
 
@@ -519,6 +659,20 @@ async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
         .ok_or_else(|| "no address".to_owned())
 }
 
+/// Whether a port that answered before still answers as its service, within `timeout`
+/// (for reusing a window without asking Azure).
+pub async fn answers_now(port: &OpenPort, timeout: Duration) -> bool {
+    let Ok(address) = resolve(&port.host, port.connect_port).await else {
+        return false;
+    };
+    let outcome = match port.service {
+        Service::Ssh => probe::probe_ssh(address, timeout).await,
+        Service::Rdp => probe::probe_rdp(address, timeout).await,
+        Service::Other => probe::probe_tcp(address, timeout).await,
+    };
+    outcome.is_ready()
+}
+
 /// What probing one target found.
 enum Probed {
     /// The wanted service answered.
@@ -548,6 +702,7 @@ async fn probe_target(
             mapped_port: None,
             service,
             detail,
+            answered_at: None,
         })
     };
     let wanted = match wait_for {
@@ -564,6 +719,20 @@ async fn probe_target(
                 open(Service::Other, format!("TCP connection to {address}"))
             }
             Identified::Neither(outcome) => Probed::Waiting(outcome.to_string()),
+        };
+    }
+    if wanted == Service::Rdp {
+        // RDP servers wait for the client: ask at once (an SSH server answers the same
+        // connection with its banner, which is as telling).
+        return match probe::probe_rdp(address, timeout).await {
+            ProbeOutcome::Ready { detail } => open(Service::Rdp, detail),
+            ProbeOutcome::WrongProtocol { got } if got.starts_with("SSH-") => {
+                Probed::OtherService(format!("SSH answered ({got})"))
+            }
+            ProbeOutcome::WrongProtocol { got } => {
+                Probed::OtherService(format!("an unexpected service answered: {got:?}"))
+            }
+            outcome => Probed::Waiting(outcome.to_string()),
         };
     }
     match probe::identify(address, timeout).await {

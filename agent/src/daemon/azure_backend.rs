@@ -18,13 +18,26 @@
 //!
 //! Every ARM response updates the client's clock offset (`Date` header), which is
 //! handed to the agent with each refresh.
+//!
+//! For `OpenWindow` (many `jit proxy` processes asking for the same VM at once) the
+//! backend runs the same access flow as `jit` itself ([`AccessFlow::open_or_reuse`]),
+//! through a front end that cannot ask anything ([`Unattended`]): a VM that is stopped
+//! or not covered by JIT is an error unless the client said to start or enable it.
+
+use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::backend::{AccessBackend, BackendError, Refreshed, WindowUpdate};
-use super::protocol::{AccessToken, AccessWindow, ExtendLength, PortStatus};
+use super::backend::{AccessBackend, BackendError, Granted, Refreshed, WindowUpdate};
+use super::protocol::{AccessToken, AccessWindow, ExtendLength, OpenAsk, PortStatus, RememberedVm};
 use crate::access::extend::{ExtendError, extend_window};
+use crate::access::flow::{
+    AccessAsk, AccessFlow, Answer, EnableDefaults, FlowError, FlowEvent, FlowOptions, Interaction,
+    Question, VmPreferences, Wait,
+};
+use crate::access::locate::VmQuery;
 use crate::access::ownership::{ClientTag, Ownership};
+use crate::access::plan::{PortPreference, SourceRequest};
 use crate::access::window::{is_open, request_ports};
 use crate::azure::arm::ArmClient;
 use crate::azure::clients::JitNetworkAccessPoliciesClient;
@@ -37,6 +50,7 @@ pub struct AzureBackend {
     arm: ArmClient,
     description: String,
     tag: Option<ClientTag>,
+    http: Option<reqwest::Client>,
 }
 
 impl AzureBackend {
@@ -46,7 +60,15 @@ impl AzureBackend {
             arm,
             description: description.into(),
             tag: None,
+            http: None,
         }
+    }
+
+    /// The same backend, able to open access ([`AccessBackend::open`]): `http` reaches
+    /// the "what is my IP" services.
+    pub fn with_http(mut self, http: reqwest::Client) -> Self {
+        self.http = Some(http);
+        self
     }
 
     /// The same backend, telling our requests apart by `tag` (see
@@ -121,6 +143,82 @@ impl AccessBackend for AzureBackend {
             })
     }
 
+    async fn open(
+        &self,
+        ask: &OpenAsk,
+        remembered: Option<RememberedVm>,
+    ) -> Result<Granted, BackendError> {
+        let Some(http) = &self.http else {
+            return Err(BackendError::Unavailable(
+                "this agent was started without a way to learn the caller's address".to_owned(),
+            ));
+        };
+        let invalid = |error: &dyn std::fmt::Display| BackendError::Invalid(error.to_string());
+        let access_ask = AccessAsk {
+            vm: VmQuery::parse(&ask.vm).map_err(|error| invalid(&error))?,
+            ports: match ask.port {
+                None => PortPreference::Ssh,
+                Some(number) => PortPreference::Number(number),
+            },
+            source: ask
+                .source
+                .as_deref()
+                .map(SourceRequest::parse)
+                .transpose()
+                .map_err(|error| invalid(&error))?,
+            duration: ask.duration,
+            start: ask.start,
+            enable: ask.enable,
+        };
+        let defaults = EnableDefaults::default();
+        let options = FlowOptions {
+            subscriptions: ask.subscriptions.clone(),
+            my_ip_urls: ask.my_ip_urls.clone(),
+            enable_defaults: EnableDefaults {
+                allowed_sources: if ask.enable_allowed_sources.is_empty() {
+                    defaults.allowed_sources
+                } else {
+                    ask.enable_allowed_sources.clone()
+                },
+                max_duration: ask.enable_max_duration.unwrap_or(defaults.max_duration),
+            },
+            tag: self.tag.clone(),
+            preferences: ask
+                .preferences
+                .iter()
+                .map(|(key, preference)| {
+                    (
+                        key.clone(),
+                        VmPreferences {
+                            port: preference.port,
+                            source: preference.source.clone(),
+                        },
+                    )
+                })
+                .collect(),
+            ..FlowOptions::default()
+        };
+        let front = Unattended;
+        let flow = AccessFlow::new(&self.arm, http.clone(), &front, options)
+            .with_remembered(remembered.into_iter().collect());
+        let timeout = Duration::try_from(ask.timeout).unwrap_or(Duration::from_secs(180));
+        let grant = flow
+            .open_or_reuse(
+                &access_ask,
+                ask.reuse_margin,
+                ask.justification.as_deref(),
+                Wait::UntilAnswering(timeout),
+            )
+            .await
+            .map_err(|error| flow_error(&error))?;
+        let remember = flow.to_remember(&access_ask, &grant);
+        Ok(Granted {
+            window: grant.window,
+            ports: grant.open,
+            remember,
+        })
+    }
+
     async fn token(&self, scope: &str) -> Result<AccessToken, BackendError> {
         // A warm token is a convenience for `jit` itself: the agent signs in for Azure
         // Resource Manager and hands out nothing else (not Graph, not Key Vault).
@@ -144,6 +242,45 @@ impl AccessBackend for AzureBackend {
             secret: token.token.secret().to_owned(),
             expires_on,
         })
+    }
+}
+
+/// The access flow's front end in the agent: progress goes to the log, and nobody can
+/// be asked anything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unattended;
+
+impl Interaction for Unattended {
+    fn event(&self, event: FlowEvent<'_>) {
+        match event {
+            FlowEvent::Warning(text) => tracing::warn!("{text}"),
+            FlowEvent::Detail(text) => tracing::debug!("{text}"),
+            other => tracing::info!(event = ?other, "access flow"),
+        }
+    }
+
+    async fn ask(&self, _question: Question<'_>) -> Answer {
+        Answer::CannotAsk
+    }
+}
+
+/// A flow error as the backend reports it, with its causes.
+fn flow_error(error: &FlowError) -> BackendError {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    match error {
+        FlowError::Azure(_) | FlowError::Initiate { .. } | FlowError::ReadVm { .. } => {
+            BackendError::Azure(message)
+        }
+        _ => BackendError::Invalid(message),
     }
 }
 

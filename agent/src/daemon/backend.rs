@@ -10,7 +10,7 @@ use std::future::Future;
 
 use jiff::SignedDuration;
 
-use super::protocol::{AccessToken, AccessWindow, ExtendLength};
+use super::protocol::{AccessToken, AccessWindow, ExtendLength, OpenAsk, OpenPort, RememberedVm};
 
 /// What Azure says about one tracked window.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +37,17 @@ pub struct Refreshed {
     pub updates: Vec<WindowUpdate>,
     /// Azure's clock minus the local clock, from the latest ARM `Date` header.
     pub server_clock_offset: Option<SignedDuration>,
+}
+
+/// Access the backend opened for [`AccessBackend::open`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Granted {
+    /// The window to track.
+    pub window: AccessWindow,
+    /// The ports that answer.
+    pub ports: Vec<OpenPort>,
+    /// What to remember about the VM for next time.
+    pub remember: Option<RememberedVm>,
 }
 
 /// Why a backend call failed.
@@ -74,6 +85,22 @@ pub trait AccessBackend: Send + Sync + 'static {
 
     /// An access token for `scope`, from the signed-in credential (cached by it).
     fn token(&self, scope: &str) -> impl Future<Output = Result<AccessToken, BackendError>> + Send;
+
+    /// Opens access as `ask` says (or finds a window that is open and answers), without
+    /// asking anyone anything, starting from what was `remembered` about the VM. A
+    /// backend that cannot (the offline one) says so, and the client opens access
+    /// itself.
+    fn open(
+        &self,
+        ask: &OpenAsk,
+        remembered: Option<RememberedVm>,
+    ) -> impl Future<Output = Result<Granted, BackendError>> + Send {
+        let _ = (ask, remembered);
+        std::future::ready(Err(BackendError::Unavailable(format!(
+            "the agent cannot open access ({})",
+            self.describe()
+        ))))
+    }
 }
 
 /// A backend without Azure: refreshes change nothing, extend and tokens are refused.
@@ -149,5 +176,13 @@ impl<B: AccessBackend> AccessBackend for std::sync::Arc<B> {
 
     fn token(&self, scope: &str) -> impl Future<Output = Result<AccessToken, BackendError>> + Send {
         B::token(self, scope)
+    }
+
+    fn open(
+        &self,
+        ask: &OpenAsk,
+        remembered: Option<RememberedVm>,
+    ) -> impl Future<Output = Result<Granted, BackendError>> + Send {
+        B::open(self, ask, remembered)
     }
 }

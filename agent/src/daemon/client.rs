@@ -19,8 +19,8 @@ use tokio::time::Instant;
 
 use super::paths::AgentPaths;
 use super::protocol::{
-    AccessToken, AccessWindow, AgentStatus, ExtendLength, PROTOCOL_VERSION, ProtocolError, Request,
-    Response, Welcome, WindowList, WindowView,
+    AccessToken, AccessWindow, AgentStatus, ExtendLength, OpenAsk, Opened, PROTOCOL_VERSION,
+    ProtocolError, RememberedVm, Request, Response, Welcome, WindowList, WindowView,
 };
 use super::server::open_lock_file;
 use super::transport::{self, BoxedStream, FrameError};
@@ -193,6 +193,43 @@ impl AgentClient {
         };
         match self.call(&request, AZURE_CALL).await? {
             Response::Token { token } => Ok(token),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// What the agent remembers about the VM named `vm` in `subscriptions`.
+    pub async fn recall_vm(
+        &mut self,
+        vm: &str,
+        subscriptions: &[String],
+    ) -> Result<Option<RememberedVm>, ClientError> {
+        let request = Request::RecallVm {
+            vm: vm.to_owned(),
+            subscriptions: subscriptions.to_vec(),
+        };
+        match self.call(&request, QUICK_CALL).await? {
+            Response::Recalled { vm } => Ok(vm.map(|vm| *vm)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Asks the agent to remember a VM.
+    pub async fn remember_vm(&mut self, vm: RememberedVm) -> Result<(), ClientError> {
+        let request = Request::RememberVm { vm: Box::new(vm) };
+        match self.call(&request, QUICK_CALL).await? {
+            Response::Remembered => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Asks the agent to open access (sharing a request with other clients asking for
+    /// the same VM at once); waits as long as the ask's timeout and the calls before it
+    /// may take.
+    pub async fn open_window(&mut self, ask: OpenAsk) -> Result<Opened, ClientError> {
+        let waiting = Duration::try_from(ask.timeout).unwrap_or(Duration::ZERO);
+        let request = Request::OpenWindow { ask: Box::new(ask) };
+        match self.call(&request, AZURE_CALL + waiting).await? {
+            Response::Opened(opened) => Ok(*opened),
             other => Err(unexpected(&other)),
         }
     }

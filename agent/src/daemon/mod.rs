@@ -36,7 +36,7 @@ pub mod tray;
 mod windows_pipe;
 
 pub use azure_backend::AzureBackend;
-pub use backend::{AccessBackend, BackendError, OfflineBackend, Refreshed, WindowUpdate};
+pub use backend::{AccessBackend, BackendError, Granted, OfflineBackend, Refreshed, WindowUpdate};
 pub use client::{AgentClient, ClientError, StartError, StartOptions, Started, ensure_running};
 pub use notifier::{
     DesktopNotifier, Notification, NotificationAction, NotificationKind, Notifier,

@@ -12,12 +12,15 @@
 //! writes them. `ends_at` is on **Azure's clock** (what ARM returned); the agent turns
 //! it into local deadlines with the clock offset learnt from ARM's `Date` header.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
+pub use crate::access::memory::RememberedVm;
+pub use crate::access::request::OpenPort;
 pub use crate::access::window::{AccessWindow, ExtendLength, PortStatus, WindowPort};
 
 /// Bumped whenever a message changes incompatibly.
@@ -63,6 +66,100 @@ pub enum Request {
     Status,
     /// Stop the agent (frozen).
     Shutdown,
+    /// What the agent remembers about the VM named `vm` (see `access::memory`).
+    RecallVm {
+        /// The VM as the person typed it (name, `resource-group/name` or id).
+        vm: String,
+        /// The subscriptions the search is narrowed to (empty: every visible one).
+        #[serde(default)]
+        subscriptions: Vec<String>,
+    },
+    /// Remember a VM after access to it was granted.
+    RememberVm {
+        /// What to remember.
+        vm: Box<RememberedVm>,
+    },
+    /// Open access to a VM, or use a window the agent opened that still answers: the
+    /// agent runs the access flow itself (it never asks a question), and every client
+    /// that asks for the same VM, port and source while it runs shares that one request
+    /// (single flight).
+    OpenWindow {
+        /// What to open.
+        ask: Box<OpenAsk>,
+    },
+}
+
+/// What [`Request::OpenWindow`] asks for, resolved by the client as it would resolve it
+/// for itself (flags, environment, config file), so the agent opens what the client
+/// would have opened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenAsk {
+    /// The VM as typed (name, `resource-group/name` or id).
+    pub vm: String,
+    /// The port; `None` for the VM's SSH port.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The source (`any`, an address or a range); `None` lets the VM's preferences, then
+    /// the caller's public address, decide.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// How long; `None` for the policy's maximum.
+    #[serde(default)]
+    pub duration: Option<SignedDuration>,
+    /// Why, recorded in the request.
+    #[serde(default)]
+    pub justification: Option<String>,
+    /// How long to wait for the port to answer.
+    pub timeout: SignedDuration,
+    /// An open window is used only with at least this much time left.
+    pub reuse_margin: SignedDuration,
+    /// Start a stopped VM (nobody is asked).
+    #[serde(default)]
+    pub start: bool,
+    /// Enable JIT for the VM if needed (nobody is asked).
+    #[serde(default)]
+    pub enable: bool,
+    /// What enabling writes: allowed sources.
+    #[serde(default)]
+    pub enable_allowed_sources: Vec<String>,
+    /// What enabling writes: the longest request.
+    #[serde(default)]
+    pub enable_max_duration: Option<SignedDuration>,
+    /// Subscriptions to search (ids or names; empty: every visible one).
+    #[serde(default)]
+    pub subscriptions: Vec<String>,
+    /// "What is my IP" services.
+    #[serde(default)]
+    pub my_ip_urls: Vec<String>,
+    /// Per-VM preferences (port, source), keyed by resource id, `group/name` or name.
+    #[serde(default)]
+    pub preferences: BTreeMap<String, OpenPreference>,
+}
+
+/// A VM's configured port and source, for [`OpenAsk::preferences`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenPreference {
+    /// The port to use.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The source to ask for.
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+/// The answer to [`Request::OpenWindow`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Opened {
+    /// The window, as the agent now tracks it.
+    pub window: WindowView,
+    /// The ports that answer, with where to connect.
+    pub ports: Vec<OpenPort>,
+    /// This client joined a request another client's ask had started.
+    #[serde(default)]
+    pub joined: bool,
+    /// No request was made: a window the agent opened earlier still answers.
+    #[serde(default)]
+    pub reused: bool,
 }
 
 /// What the agent answers.
@@ -90,6 +187,15 @@ pub enum Response {
     },
     /// Answer to [`Request::Shutdown`] (frozen): the agent stops after sending it.
     ShuttingDown,
+    /// Answer to [`Request::RecallVm`].
+    Recalled {
+        /// What the agent remembers, if anything.
+        vm: Option<Box<RememberedVm>>,
+    },
+    /// Answer to [`Request::RememberVm`].
+    Remembered,
+    /// Answer to [`Request::OpenWindow`].
+    Opened(Box<Opened>),
     /// The request failed.
     Error {
         /// Why.

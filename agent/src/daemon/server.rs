@@ -12,6 +12,14 @@
 //! notification task, so a slow notification service never delays an answer or a timer.
 //! State is behind a plain mutex never held across an `.await`.
 //!
+//! `OpenWindow` requests (many `jit proxy` processes for one VM at once: Ansible, an
+//! editor reconnecting) are answered by **one** request to Azure: the first ask for a
+//! VM, port and source starts a flight (a task running the access flow through the
+//! backend), later asks for the same key join it and get the same answer, and asks that
+//! come once it landed get the window it opened as long as its port still answers and
+//! it has time left. The agent also remembers, per VM name, what makes the next request
+//! cheaper (see `access::memory`).
+//!
 //! The desktop side (the tray, a notification's "Extend" button) only presents: it is
 //! handed the window list through a `watch` channel whenever it changes, and sends
 //! [`DesktopRequest`]s back, which a task here carries out with the same operations the
@@ -29,19 +37,22 @@ use tokio::io::BufReader;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::backend::{AccessBackend, BackendError, Refreshed, WindowUpdate};
+use super::backend::{AccessBackend, BackendError, Granted, Refreshed, WindowUpdate};
 use super::notifier::{
     EndReason, FallbackNotifier, Notification, NotificationAction, NotificationKind, Notifier,
 };
 use super::paths::AgentPaths;
 use super::protocol::{
-    AccessWindow, AgentStatus, ErrorKind, ExtendLength, PROTOCOL_VERSION, ProtocolError, Request,
-    Response, Welcome, WindowList, WindowView,
+    AccessWindow, AgentStatus, ErrorKind, ExtendLength, OpenAsk, Opened, PROTOCOL_VERSION,
+    ProtocolError, RememberedVm, Request, Response, Welcome, WindowList, WindowView,
 };
 use super::schedule::{self, AzureClock, Due};
 use super::store::{StoreError, StoredState, TrackedWindow, WindowStore};
 use super::transport::{self, FrameError, Listener, Peer};
 use super::tray;
+use crate::access::locate::VmQuery;
+use crate::access::memory;
+use crate::access::request::answers_now;
 
 /// The longest the scheduler sleeps without looking again: a suspended laptop's
 /// monotonic clock stops, and a new clock offset may move deadlines.
@@ -193,7 +204,49 @@ struct State {
     load_problem: Option<String>,
     save_problem: Option<String>,
     last_activity: tokio::time::Instant,
+    /// What is remembered about VMs access was granted to (see `access::memory`).
+    remembered: Vec<RememberedVm>,
+    /// `OpenWindow` flights under way, each with the channel its answer comes on.
+    flights: Vec<(FlightKey, watch::Receiver<Option<FlightOutcome>>)>,
+    /// What landed flights opened, for asks that come later.
+    landed: Vec<(FlightKey, Opened)>,
 }
+
+/// What one flight answers every client that asked.
+type FlightOutcome = Result<Opened, ProtocolError>;
+
+/// Which `OpenWindow` asks share a flight: the same VM as typed (case-insensitive), port,
+/// source and subscriptions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FlightKey {
+    vm: String,
+    port: Option<u16>,
+    source: Option<String>,
+    subscriptions: Vec<String>,
+}
+
+impl FlightKey {
+    fn of(ask: &OpenAsk) -> Self {
+        let mut subscriptions: Vec<String> = ask
+            .subscriptions
+            .iter()
+            .map(|subscription| subscription.to_ascii_lowercase())
+            .collect();
+        subscriptions.sort();
+        Self {
+            vm: ask.vm.trim().to_ascii_lowercase(),
+            port: ask.port,
+            source: ask
+                .source
+                .as_deref()
+                .map(|source| source.trim().to_ascii_lowercase()),
+            subscriptions,
+        }
+    }
+}
+
+/// How long a probe of a window opened earlier may take before a new flight starts.
+const REUSE_PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
 
 impl<B: AccessBackend, N: Notifier> Agent<B, N> {
     /// Takes the instance lock, binds the endpoint and loads the state file.
@@ -239,6 +292,9 @@ impl<B: AccessBackend, N: Notifier> Agent<B, N> {
                 load_problem,
                 save_problem: None,
                 last_activity: tokio::time::Instant::now(),
+                remembered: Vec::new(),
+                flights: Vec::new(),
+                landed: Vec::new(),
             }),
             changed: Notify::new(),
             stopping: watch::Sender::new(false),
@@ -492,6 +548,7 @@ impl<B: AccessBackend, N: Notifier> Shared<B, N> {
                         "this agent speaks protocol {PROTOCOL_VERSION}; only shutdown is accepted"
                     ),
                 ),
+                Ok(Request::OpenWindow { ask }) => Arc::clone(&self).open_window(*ask).await,
                 Ok(request) => self.handle(request).await,
             };
             if let Err(error) = transport::write_message(&mut write_half, &response).await {
@@ -557,20 +614,53 @@ impl<B: AccessBackend, N: Notifier> Shared<B, N> {
             },
             // Answered in `serve_connection`, which must stop after answering.
             Request::Shutdown => Response::ShuttingDown,
+            Request::RecallVm { vm, subscriptions } => match VmQuery::parse(&vm) {
+                Ok(query) => Response::Recalled {
+                    vm: self
+                        .lock_state()
+                        .remembered
+                        .iter()
+                        .find(|known| known.is_for(&query, &subscriptions))
+                        .cloned()
+                        .map(Box::new),
+                },
+                Err(error) => error_response(ErrorKind::InvalidRequest, error.to_string()),
+            },
+            Request::RememberVm { vm } => {
+                memory::remember(&mut self.lock_state().remembered, *vm);
+                Response::Remembered
+            }
+            // Answered in `serve_connection`, which needs the shared handle.
+            Request::OpenWindow { .. } => {
+                error_response(ErrorKind::Internal, "open requests are served elsewhere")
+            }
         }
     }
 
     async fn register(&self, window: AccessWindow) -> Response {
+        match self.track(window).await {
+            Ok(view) => Response::Window {
+                window: Box::new(view),
+            },
+            Err(error) => Response::Error { error },
+        }
+    }
+
+    /// Starts tracking a window (replacing one on the same VM).
+    async fn track(&self, window: AccessWindow) -> Result<WindowView, ProtocolError> {
         if window.ports.is_empty() {
-            return error_response(ErrorKind::InvalidRequest, "the window has no ports");
+            return Err(ProtocolError::new(
+                ErrorKind::InvalidRequest,
+                "the window has no ports",
+            ));
         }
         let clock = AzureClock::new(window.server_clock_offset_at_registration);
         let azure_now = clock.now();
         if window.ends_at <= azure_now {
-            return error_response(
+            return Err(ProtocolError::new(
                 ErrorKind::InvalidRequest,
                 format!("the window on {} has already ended", window.vm_name),
-            );
+            ));
         }
         let (view, notification) = {
             let mut state = self.lock_state();
@@ -593,9 +683,136 @@ impl<B: AccessBackend, N: Notifier> Shared<B, N> {
         if let Some(notification) = notification {
             let _ = self.notifications.send(notification);
         }
-        Response::Window {
-            window: Box::new(view),
+        Ok(view)
+    }
+
+    /// Answers `OpenWindow`: a landed flight's window that still answers, else the
+    /// flight under way for the same key, else a new flight.
+    async fn open_window(self: Arc<Self>, ask: OpenAsk) -> Response {
+        let key = FlightKey::of(&ask);
+        if let Some(opened) = self.still_open(&key, ask.reuse_margin).await {
+            tracing::info!(vm = %ask.vm, "an open window answers; no request needed");
+            return Response::Opened(Box::new(opened));
         }
+        let (mut receiver, joined) = {
+            let mut state = self.lock_state();
+            match state.flights.iter().find(|(known, _)| *known == key) {
+                Some((_, receiver)) => (receiver.clone(), true),
+                None => {
+                    let (sender, receiver) = watch::channel(None);
+                    state.flights.push((key.clone(), receiver.clone()));
+                    let shared = Arc::clone(&self);
+                    tokio::spawn(shared.fly(key, ask, sender));
+                    (receiver, false)
+                }
+            }
+        };
+        let outcome = match receiver.wait_for(Option::is_some).await {
+            Ok(outcome) => outcome.clone(),
+            Err(_closed) => None,
+        };
+        match outcome {
+            Some(Ok(mut opened)) => {
+                opened.joined = joined;
+                Response::Opened(Box::new(opened))
+            }
+            Some(Err(error)) => Response::Error { error },
+            None => error_response(ErrorKind::Internal, "the request ended without an answer"),
+        }
+    }
+
+    /// A window a landed flight opened for `key`, if the agent still tracks it with at
+    /// least `margin` left and its port answers now.
+    async fn still_open(&self, key: &FlightKey, margin: SignedDuration) -> Option<Opened> {
+        let candidate = {
+            let mut state = self.lock_state();
+            let azure_now = state.clock.now();
+            let position = state.landed.iter().position(|(known, _)| known == key)?;
+            let (_, opened) = &state.landed[position];
+            let tracked = state.windows.iter().find(|tracked| {
+                tracked.window.same_vm(&opened.window.window)
+                    && tracked.window.requested_at == opened.window.window.requested_at
+            });
+            match tracked {
+                Some(tracked) if tracked.window.ends_at.duration_since(azure_now) >= margin => {
+                    let mut opened = opened.clone();
+                    opened.window = view_of(tracked, azure_now);
+                    opened
+                }
+                _ => {
+                    state.landed.remove(position);
+                    return None;
+                }
+            }
+        };
+        let port = candidate.ports.first()?;
+        if answers_now(port, REUSE_PROBE_TIMEOUT).await {
+            return Some(Opened {
+                joined: false,
+                reused: true,
+                ..candidate
+            });
+        }
+        self.lock_state().landed.retain(|(known, _)| known != key);
+        None
+    }
+
+    /// One flight: opens access through the backend, tracks the window, remembers the
+    /// VM, and answers everyone who asked.
+    async fn fly(
+        self: Arc<Self>,
+        key: FlightKey,
+        ask: OpenAsk,
+        sender: watch::Sender<Option<FlightOutcome>>,
+    ) {
+        let remembered = VmQuery::parse(&ask.vm).ok().and_then(|query| {
+            self.lock_state()
+                .remembered
+                .iter()
+                .find(|known| known.is_for(&query, &ask.subscriptions))
+                .cloned()
+        });
+        tracing::info!(vm = %ask.vm, warm = remembered.is_some(), "opening access for clients");
+        let mut stopping = self.stopping.subscribe();
+        let opened = tokio::select! {
+            result = self.backend.open(&ask, remembered) => result,
+            () = stopped(&mut stopping) => Err(BackendError::Unavailable("the agent is stopping".to_owned())),
+        };
+        let outcome = match opened {
+            Ok(Granted {
+                window,
+                ports,
+                remember,
+            }) => {
+                if let Some(vm) = remember {
+                    memory::remember(&mut self.lock_state().remembered, vm);
+                }
+                match self.track(window.clone()).await {
+                    Ok(view) => {
+                        let opened = Opened {
+                            window: view,
+                            ports,
+                            joined: false,
+                            reused: false,
+                        };
+                        let mut state = self.lock_state();
+                        state.landed.retain(|(known, _)| *known != key);
+                        state.landed.push((key.clone(), opened.clone()));
+                        Ok(opened)
+                    }
+                    Err(error) => Err(error),
+                }
+            }
+            Err(error) => {
+                tracing::warn!(vm = %ask.vm, %error, "opening access for clients failed");
+                match backend_error_response(&error) {
+                    Response::Error { error } => Err(error),
+                    _ => Err(ProtocolError::new(ErrorKind::Internal, error.to_string())),
+                }
+            }
+        };
+        self.lock_state().flights.retain(|(known, _)| *known != key);
+        let _ = sender.send(Some(outcome));
     }
 
     /// A tracked window for a window that just opened or changed its end.

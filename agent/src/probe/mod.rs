@@ -127,7 +127,10 @@ pub async fn probe_tcp(address: SocketAddr, timeout: Duration) -> ProbeOutcome {
 ///
 /// SSH servers speak first and RDP servers wait for the client, so SSH is tried first
 /// (with half the time); only when that connection stays silent is RDP tried on a new
-/// connection with the rest. A refused or unreachable port ends the search at once.
+/// connection with the rest. A refused or unreachable port ends the search at once. When
+/// the port starts answering between the two connections (a JIT rule written just
+/// then), the second one meets an SSH server's identification line: that is reported as
+/// silence, not as another protocol, so that a caller waiting for the port probes again.
 pub async fn identify(address: SocketAddr, timeout: Duration) -> Identified {
     let deadline = Instant::now() + timeout;
     match probe_ssh(address, timeout / 2).await {
@@ -138,6 +141,12 @@ pub async fn identify(address: SocketAddr, timeout: Duration) -> Identified {
     let remaining = deadline.saturating_duration_since(Instant::now());
     match probe_rdp(address, remaining).await {
         ProbeOutcome::Ready { detail } => Identified::Rdp { detail },
+        // The port started answering between the two connections, and as SSH (its
+        // identification line where RDP's header was expected): not decided yet; the
+        // next probe reads the whole line on the first connection.
+        ProbeOutcome::WrongProtocol { got } if got.starts_with("SSH-") => {
+            Identified::Neither(ProbeOutcome::Silent { connected: true })
+        }
         other => Identified::Neither(other),
     }
 }
@@ -209,5 +218,33 @@ mod tests {
             connect_error(&unreachable),
             ProbeOutcome::Unreachable { .. }
         ));
+    }
+
+    /// A port that starts answering as SSH between `identify`'s two connections (the
+    /// first held silent, as a blocked port on the emulator is): not another protocol.
+    #[tokio::test]
+    async fn ssh_answering_between_the_two_connections_is_not_another_protocol() {
+        use tokio::io::AsyncWriteExt as _;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let address = listener.local_addr().expect("its address");
+        let server = tokio::spawn(async move {
+            let (silent, _) = listener.accept().await.expect("the SSH probe");
+            let (mut answering, _) = listener.accept().await.expect("the RDP probe");
+            answering
+                .write_all(b"SSH-2.0-OpenSSH_9.6\r\n")
+                .await
+                .expect("the identification line");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            drop(silent);
+        });
+        let identified = identify(address, Duration::from_millis(600)).await;
+        assert_eq!(
+            identified,
+            Identified::Neither(ProbeOutcome::Silent { connected: true })
+        );
+        server.abort();
     }
 }

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use jit_agent::access::flow::{Grant, Wait};
 use jit_agent::access::plan::Service;
 
-use crate::agent_support::register_window;
+use crate::agent_support::{recall, register_grant};
 use crate::args::ConnectArgs;
 use crate::error::{CliError, ExitStatus};
 use crate::launch::rdp::{self, Platform, RdpLaunch, RdpTarget};
@@ -29,15 +29,24 @@ pub(crate) async fn run(
     let access = AccessCommand::resolve(&arguments.access, &arguments.port, settings)?;
     let ask = access.ask(&arguments.vm)?;
     let session = Session::open_for_requests(settings, printer)?;
-    let grant = session
+    // What the agent remembers about this VM saves finding its policy again.
+    let flow = session
         .flow()
+        .with_remembered(recall(settings, &[arguments.vm.as_str()]).await);
+    let grant = flow
         .open(
             &ask,
             access.justification.as_deref(),
             Wait::UntilAnswering(access.timeout),
         )
         .await?;
-    register_window(settings, printer, &grant.window).await;
+    register_grant(
+        settings,
+        printer,
+        &grant.window,
+        flow.to_remember(&ask, &grant),
+    )
+    .await;
 
     let mut report = AccessReport::new(&grant);
     let Some(port) = grant.open.first() else {

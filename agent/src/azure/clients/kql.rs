@@ -6,9 +6,14 @@
 //! and projections only as `&'static str` written by the programmer. It produces exactly
 //! the subset the emulator implements and Resource Graph accepts:
 //!
-//! `Resources | where <cond> [and <cond>]… | … | project col[, alias = dotted.path]…
+//! `Resources | where <cond> [and <cond>]… | <stage>… | project col[, alias = dotted.path]…
 //! | order by col [asc|desc] | limit N`, with conditions `=~ == != !~ in~ in` on `id`,
 //! `name`, `type`, `resourceGroup`, `subscriptionId`, `location`.
+//!
+//! A `<stage>` (an `extend`, `mv-expand` or `join`, as the portal's queries use to bring
+//! a VM's NICs, public IPs and subnets into its rows) is a `&'static str` too: written by
+//! the programmer, never holding a value, so the only data in a query still goes through
+//! the quoted conditions.
 
 use std::fmt::Write as _;
 
@@ -211,6 +216,13 @@ pub enum KqlError {
     /// A projected name or path is not a plain (dotted) identifier.
     #[error("'{0}' is not a valid column name or path")]
     InvalidIdentifier(&'static str),
+    /// A stage is empty or starts with its own `|`.
+    #[error("'{0}' is not a tabular operator")]
+    InvalidStage(String),
+}
+
+fn stage_name(stage: &str) -> String {
+    stage.chars().take(40).collect()
 }
 
 /// A `project` item: a column or `alias = dotted.path`.
@@ -224,6 +236,7 @@ struct Projection {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ResourcesQuery {
     clauses: Vec<Vec<KqlCondition>>,
+    stages: Vec<&'static str>,
     projection: Vec<Projection>,
     order_by: Option<(&'static str, SortOrder)>,
     limit: Option<u32>,
@@ -258,6 +271,14 @@ impl ResourcesQuery {
             Some(clause) => clause.push(condition),
             None => self.clauses.push(vec![condition]),
         }
+        self
+    }
+
+    /// Adds `| <operator>` after the `where` clauses and before the projection: an
+    /// `extend`, `mv-expand` or `join` written by the programmer (no value of a person's
+    /// may reach it; filter with [`ResourcesQuery::filter`]).
+    pub fn stage(mut self, operator: &'static str) -> Self {
+        self.stages.push(operator);
         self
     }
 
@@ -299,6 +320,14 @@ impl ResourcesQuery {
                 }
                 condition.write(&mut out)?;
             }
+        }
+        for stage in &self.stages {
+            let stage = stage.trim();
+            if stage.is_empty() || stage.starts_with('|') {
+                return Err(KqlError::InvalidStage(stage_name(stage)));
+            }
+            out.push_str(" | ");
+            out.push_str(stage);
         }
         if !self.projection.is_empty() {
             let items = self

@@ -17,6 +17,7 @@ mod compute;
 mod kql;
 mod network;
 mod resource_graph;
+pub use resource_graph::query_world;
 mod resources;
 pub(crate) mod security;
 mod security_rules;

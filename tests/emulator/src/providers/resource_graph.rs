@@ -15,7 +15,9 @@ use super::kql::{self, ColumnDef, ColumnType, Needed, QueryError, Row, Schema, S
 use super::{Call, SkipToken, json_body};
 use crate::arm_http::{ArmResponse, CloudError, CloudErrorBody};
 use crate::state::graph::{COLUMNS, GraphTable};
+use crate::state::materialise::{Bindings, materialise};
 use crate::state::model::Resources;
+use crate::world::World;
 
 /// ARG's largest page.
 const MAX_TOP: u64 = 1000;
@@ -375,4 +377,30 @@ fn as_table(names: &[String], rows: &[Map<String, Value>]) -> Value {
         })
         .collect();
     json!({ "columns": columns, "rows": values })
+}
+
+/// Runs `query` on `world` as `POST /providers/Microsoft.ResourceGraph/resources` would
+/// for a caller who sees every subscription, without a server: for a client's unit test
+/// of the exact KQL it sends. The rows as the `objectArray` format has them, or
+/// `"code: message"` as the route would refuse the query.
+pub fn query_world(world: &World, query: &str) -> Result<Vec<Map<String, Value>>, String> {
+    let refused = |error: QueryError| format!("{}: {}", error.code, error.message);
+    let resources = materialise(world, &Bindings::default(), jiff::Timestamp::now())
+        .map_err(|error| format!("the world does not materialise: {error}"))?;
+    let table = GraphTable::build(&resources, None, 1);
+    let schema = schema();
+    let source = Scoped {
+        table: &table,
+        resources: &resources,
+        schema: &schema,
+        visible: None,
+    };
+    let result = kql::parse(query)
+        .and_then(|parsed| parsed.run(&source))
+        .map_err(refused)?;
+    Ok(result
+        .rows
+        .iter()
+        .map(|row| result.row_object(row))
+        .collect())
 }

@@ -26,9 +26,9 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::ids::{ResourceId, key};
 use super::model::{
-    FirewallRule, JitPolicy, JitRequest, Placement, PolicyVirtualMachine, PortStatus, RequestPort,
-    RequestVirtualMachine, Resources, RuleLocation, SecurityRule, SourcePrefixes, StatusReason,
-    VmRules,
+    FirewallRule, JitPolicy, JitRequest, PORT_OPENINGS_KEPT, Placement, PolicyVirtualMachine,
+    PortOpening, PortStatus, RequestPort, RequestVirtualMachine, Resources, RuleLocation,
+    SecurityRule, SourcePrefixes, StatusReason, VmRules,
 };
 use crate::world::{RuleAccess, RuleDirection};
 
@@ -393,6 +393,14 @@ impl Resources {
                         target.status = PortStatus::Initiated;
                         target.status_reason = StatusReason::UserRequested;
                         target.rules = rules;
+                    }
+                    self.port_openings.push(PortOpening {
+                        vm_id: vm_id.clone(),
+                        port: port.number,
+                        at: due.at,
+                    });
+                    if self.port_openings.len() > PORT_OPENINGS_KEPT {
+                        self.port_openings.remove(0);
                     }
                 }
             }

@@ -84,6 +84,7 @@ pub(crate) fn materialise(
         jit_policies: BTreeMap::new(),
         operations: BTreeMap::new(),
         network_operations: BTreeMap::new(),
+        port_openings: Vec::new(),
     };
     let created = now
         .checked_sub(SignedDuration::from_hours(24 * 30))

@@ -13,7 +13,7 @@ pub mod gate;
 pub(crate) mod graph;
 pub mod ids;
 pub(crate) mod jit;
-mod materialise;
+pub(crate) mod materialise;
 pub(crate) mod model;
 pub(crate) mod render;
 mod tracked;
@@ -537,6 +537,19 @@ impl SharedState {
                 .collect::<Vec<_>>(),
             "virtual_machines": virtual_machines,
             "listeners": listeners,
+            "port_openings": resources
+                .port_openings
+                .iter()
+                .map(|opening| json!({
+                    "vm_id": opening.vm_id,
+                    "port": opening.port,
+                    "at": render::timestamp(opening.at),
+                    // The same instant on the machine's clock, to compare with a client's.
+                    "real_time": render::timestamp(
+                        opening.at.checked_sub(inner.clock.offset()).unwrap_or(opening.at)
+                    ),
+                }))
+                .collect::<Vec<_>>(),
             "network_security_groups": resources
                 .network_security_groups
                 .values()

@@ -33,6 +33,22 @@ pub(crate) struct Resources {
     pub operations: BTreeMap<String, VmOperation>,
     /// Network's asynchronous operations (security rule writes), by lower-cased id.
     pub network_operations: BTreeMap<String, NetworkOperation>,
+    /// When requested ports opened (their allow rules were written), oldest first, the
+    /// newest [`PORT_OPENINGS_KEPT`]: what a client's "the port answers" is measured
+    /// against.
+    pub port_openings: Vec<PortOpening>,
+}
+
+/// How many [`PortOpening`]s are kept.
+pub(crate) const PORT_OPENINGS_KEPT: usize = 1000;
+
+/// A requested port that opened: from `at` on (virtual clock), the gate admits
+/// connections from the request's source.
+#[derive(Debug, Clone)]
+pub(crate) struct PortOpening {
+    pub vm_id: String,
+    pub port: u16,
+    pub at: Timestamp,
 }
 
 impl Resources {
