@@ -23,8 +23,10 @@ pub use crate::access::memory::RememberedVm;
 pub use crate::access::request::OpenPort;
 pub use crate::access::window::{AccessWindow, ExtendLength, PortStatus, WindowPort};
 
-/// Bumped whenever a message changes incompatibly.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Bumped whenever a message changes incompatibly or is added (2: `recall_vm`,
+/// `remember_vm` and `open_window`), so that a client never talks to an agent that
+/// lacks what it sends.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The longest line either side accepts; a longer one is a protocol error.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
