@@ -99,7 +99,12 @@ impl Interaction for Terminal {
         match event {
             FlowEvent::VmStarted { vm } => self.printer.success(format!("Started {vm}")),
             FlowEvent::PolicyChanged { vm, change } => {
-                self.printer.success(describe_change(vm, change));
+                let described = describe_change(vm, change);
+                crate::interruption::done(crate::interruption::Entry::new(
+                    described.clone(),
+                    format!("`jit show {vm}` shows the policy"),
+                ));
+                self.printer.success(described);
             }
             FlowEvent::Requested {
                 vms,
