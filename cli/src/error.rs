@@ -156,6 +156,13 @@ pub enum CliError {
         message: String,
         hint: Option<String>,
     },
+    /// Azure refused or failed a call made on our behalf (by the agent), whose typed
+    /// error did not cross the agent's socket.
+    #[error("{message}")]
+    Azure {
+        message: String,
+        hint: Option<String>,
+    },
     /// Waited as long as allowed.
     #[error("{message}")]
     Timeout {
@@ -177,6 +184,7 @@ impl CliError {
             Self::Usage { hint, .. } => (ExitStatus::Usage, hint.as_deref()),
             Self::NotFound { hint, .. } => (ExitStatus::NotFound, hint.as_deref()),
             Self::Unavailable { hint, .. } => (ExitStatus::Unavailable, hint.as_deref()),
+            Self::Azure { hint, .. } => (ExitStatus::Azure, hint.as_deref()),
             Self::Timeout { hint, .. } => (ExitStatus::Timeout, hint.as_deref()),
             Self::Interrupted { .. } => (ExitStatus::Interrupted, None),
             Self::ChildFailed { code, .. } => (ExitStatus::Child(*code), None),

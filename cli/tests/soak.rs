@@ -127,6 +127,7 @@ struct Tally {
     retries: u64,
     faults: BTreeMap<String, u64>,
     arm_requests: u64,
+    initiates: BTreeMap<String, u64>,
     wrong: Vec<String>,
 }
 
@@ -147,6 +148,9 @@ impl Tally {
             *self.faults.entry(kind).or_default() += count;
         }
         self.arm_requests += other.arm_requests;
+        for (status, count) in other.initiates {
+            *self.initiates.entry(status).or_default() += count;
+        }
         self.wrong.extend(other.wrong);
     }
 
@@ -166,6 +170,12 @@ impl Tally {
         );
         println!("runs: {total} ({})", per_step.join(", "));
         println!("ARM requests: {}", self.arm_requests);
+        let initiates: Vec<String> = self
+            .initiates
+            .iter()
+            .map(|(status, count)| format!("{status} {count}"))
+            .collect();
+        println!("initiate calls by answer: {}", initiates.join(", "));
         let injected: u64 = self.faults.values().sum();
         let kinds: Vec<String> = self
             .faults
@@ -696,6 +706,20 @@ fn round(size: Size) -> Tally {
             record.path.starts_with("/subscriptions") || record.path.starts_with("/providers")
         })
         .count() as u64;
+    for record in context.emulator.requests() {
+        if record.method == "POST"
+            && record
+                .path
+                .split('?')
+                .next()
+                .is_some_and(|path| path.ends_with("/initiate"))
+        {
+            let status = record
+                .status
+                .map_or_else(|| "reset".to_owned(), |status| status.to_string());
+            *tally.initiates.entry(status).or_default() += 1;
+        }
+    }
     // The checks after the round run without faults: they check, they are not soaked.
     context.emulator.clear_faults();
     after_round(&context, size.workers, &mut tally);
