@@ -63,6 +63,11 @@ fn failure_faults() -> Vec<(&'static str, FaultKind, f64)> {
     ]
 }
 
+/// How long the emulator's tokens live: the fake `az` renews its token during a round.
+/// (Shorter lifetimes only test the fake `az`'s renewal period; an expiry ARM reports in
+/// the middle of a run is the `expired token` fault.)
+const TOKEN_LIFETIME: SignedDuration = SignedDuration::from_secs(120);
+
 /// Added latency: one call in ten waits this long.
 const LATENCY: &str = "150ms";
 const LATENCY_CHANCE: f64 = 0.10;
@@ -392,6 +397,7 @@ fn documented_failure(code: i32, stderr: &str) -> Result<(), String> {
             "http 503",
             "throttl",
             "connection",
+            "cannot reach azure",
             "internalservererror",
             "serviceunavailable",
         ]
@@ -644,6 +650,8 @@ fn round(size: Size) -> Tally {
         world(size.workers),
         EmulatorOptions {
             initiating_delay: SignedDuration::ZERO,
+            // Tokens are renewed during a round (the virtual clock follows real time).
+            token_lifetime: TOKEN_LIFETIME,
             ..EmulatorOptions::default()
         },
     )
