@@ -100,10 +100,7 @@ impl Interaction for Terminal {
             FlowEvent::VmStarted { vm } => self.printer.success(format!("Started {vm}")),
             FlowEvent::PolicyChanged { vm, change } => {
                 let described = describe_change(vm, change);
-                crate::interruption::done(crate::interruption::Entry::new(
-                    described.clone(),
-                    format!("`jit show {vm}` shows the policy"),
-                ));
+                crate::interruption::done(crate::interruption::Entry::fact(described.clone()));
                 self.printer.success(described);
             }
             FlowEvent::Requested {

@@ -74,6 +74,14 @@ impl Entry {
             hint: Some(hint.into()),
         }
     }
+
+    /// An entry that needs no hint.
+    pub fn fact(what: impl Into<String>) -> Self {
+        Self {
+            what: what.into(),
+            hint: None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -243,11 +251,16 @@ pub fn report(signal: StopSignal) -> (String, Option<String>) {
         let what: Vec<&str> = under_way.iter().map(|entry| entry.what.as_str()).collect();
         message.push_str(&format!("; cut short: {}", what.join("; ")));
     }
-    let hints: Vec<String> = done
+    let mut hints: Vec<String> = Vec::new();
+    for hint in done
         .iter()
         .chain(&under_way)
         .filter_map(|entry| entry.hint.clone())
-        .collect();
+    {
+        if !hints.contains(&hint) {
+            hints.push(hint);
+        }
+    }
     let hint = (!hints.is_empty()).then(|| hints.join("; "));
     (message, hint)
 }

@@ -172,6 +172,9 @@ fn every_documented_code_is_what_its_situation_produces() {
     seen.push(130);
 
     let mut expected: Vec<u8> = documented.keys().copied().collect();
+    // Windows has no SIGTERM.
+    #[cfg(not(unix))]
+    expected.retain(|code| *code != 143);
     expected.sort_unstable();
     seen.sort_unstable();
     assert_eq!(seen, expected, "a documented code without a situation");

@@ -19,7 +19,7 @@ use jiff::SignedDuration;
 use jit_emulator::{EmulatorOptions, FaultKind, FaultSpec, World};
 use rustix::process::Signal;
 use serde_json::Value;
-use support::{TestContext, text};
+use support::{TestContext, install_program, text};
 
 const WEB_POLICY: &str = "/subscriptions/3f2a6c1e-8b4d-4e7a-9c15-0d2e7f9a1b34/resourceGroups/rg-web/providers/Microsoft.Security/locations/westeurope/jitNetworkAccessPolicies/default";
 /// How long a held call waits before the emulator answers it.
@@ -271,7 +271,7 @@ fn connect_stopped_while_waiting_hands_the_accepted_request_to_the_agent() {
                 && stderr.contains("of api-01 until"),
             "{stderr}"
         );
-        assert!(stderr.contains("`jit status` lists it"), "{stderr}");
+        assert!(stderr.contains("`jit extend api-01` renews it"), "{stderr}");
         assert_eq!(
             calls(&context, &format!("{WEB_POLICY}/initiate")).len(),
             1,
@@ -432,4 +432,56 @@ fn the_agent_killed_with_windows_open_restarts_with_every_window() {
         keys
     };
     assert_eq!(key(&after), key(&before));
+}
+
+#[test]
+fn connect_enable_stopped_at_the_request_says_jit_was_enabled() {
+    for signal in SIGNALS {
+        let context = context(SignedDuration::ZERO);
+        let held = hold(&context, "POST", "/subscriptions/*/initiate");
+        let child = spawn(
+            &context,
+            &["connect", "cache-01", "--enable", "--no-launch"],
+        );
+        wait_for_hold(&context, held, "jit connect --enable sends the request");
+        let stderr = stop(child, signal);
+        assert!(stderr.contains("done: "), "{stderr}");
+        assert!(stderr.contains("cache-01"), "{stderr}");
+        assert!(
+            stderr.contains("cut short: a request for access to cache-01 was on its way to Azure"),
+            "{stderr}"
+        );
+        assert!(
+            web_policy_vms(&context)
+                .iter()
+                .any(|(name, _)| name == "cache-01"),
+            "the policy write before the request is in Azure"
+        );
+        std::thread::sleep(HOLD_DURATION);
+    }
+}
+
+#[test]
+fn while_ssh_runs_ctrl_c_is_its_own_and_sigterm_is_passed_on() {
+    let context = context(SignedDuration::ZERO);
+    let started = context.home().join("ssh-started");
+    // A stand-in for ssh: says it runs, then waits; SIGTERM ends it with status 42.
+    install_program(
+        &context,
+        "ssh",
+        &format!(
+            "#!/bin/sh\ntrap 'exit 42' TERM\ntouch '{}'\nwhile :; do sleep 0.1; done\n",
+            started.display()
+        ),
+    );
+    let child = spawn(&context, &["connect", "api-01"]);
+    wait_until("ssh runs", || started.exists());
+    // SIGINT to jit alone: ssh's business, so jit keeps waiting for ssh ...
+    send(&child, Signal::INT);
+    // ... and SIGTERM reaches ssh, whose status jit exits with (130 would mean SIGINT
+    // had stopped jit).
+    send(&child, Signal::TERM);
+    let output = child.wait_with_output().expect("jit ends");
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(42), "{stderr}");
 }

@@ -159,6 +159,10 @@ impl Tally {
         self.wrong.extend(other.wrong);
     }
 
+    #[allow(
+        clippy::print_stdout,
+        reason = "the report is the soak's output: bench/soak shows it"
+    )]
     fn print(&self, size: Size, elapsed: std::time::Duration) {
         let total: u64 = self.runs.values().sum();
         let per_step: Vec<String> = self

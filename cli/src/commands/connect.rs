@@ -42,7 +42,7 @@ pub(crate) async fn run(
     let initiated = interruption::under_way(
         Entry::new(
             format!("a request for access to {vm} was on its way to Azure, which may have accepted it"),
-            format!("`jit show {vm}` shows whether a port is open; the agent adopts a request of yours on its next check, and one that opened stays open until its end"),
+            format!("`jit show {vm}` shows whether Azure holds it; a request that opened stays open until its end"),
         ),
         flow.request(&[&prepared], access.justification.as_deref()),
     )
@@ -50,7 +50,7 @@ pub(crate) async fn run(
     let accepted = flow.window(&prepared, &initiated, &[]);
     interruption::done(Entry::new(
         format!(
-            "Azure accepted a request for {} of {vm} until {:.0} (UTC)",
+            "Azure accepted a request for {} of {vm} until {:.0}",
             ports_phrase(
                 &accepted
                     .ports
@@ -60,9 +60,7 @@ pub(crate) async fn run(
             ),
             accepted.ends_at
         ),
-        format!(
-            "it stays open until then: `jit connect {vm}` again uses it, `jit status` lists it"
-        ),
+        format!("it stays open until then: `jit show {vm}` shows it, `jit extend {vm}` renews it"),
     ));
     let open = {
         // A stop while waiting must still hand the accepted request to the agent.
@@ -233,6 +231,9 @@ async fn run_ssh(
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
     printer.detail(format!("running {}", display_command(&program, &argv)));
+    // Before the spawn: from its first instant, ssh owns Ctrl-C.
+    let mut listener = interruption::Listener::new();
+    let _taken_over = interruption::TakeOver::new();
     let mut child = tokio::process::Command::new(&program)
         .args(&argv)
         .spawn()
@@ -249,8 +250,6 @@ async fn run_ssh(
                 anyhow::Error::new(error).context(format!("could not start {}", program.display()))
             }
         })?;
-    let mut listener = interruption::Listener::new();
-    let _taken_over = interruption::TakeOver::new();
     let status = loop {
         tokio::select! {
             status = child.wait() => break status.context("could not wait for ssh")?,
