@@ -27,7 +27,7 @@ use crate::error::ExitStatus;
 /// The signals that stop a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopSignal {
-    /// SIGINT: Ctrl-C in the terminal (on Windows, Ctrl-C or Ctrl-Break).
+    /// SIGINT: Ctrl-C in the terminal (on Windows, Ctrl-C).
     Interrupt,
     /// SIGTERM: `kill`, a service manager, a CI job's timeout.
     Terminate,
@@ -86,12 +86,23 @@ impl Entry {
 
 #[derive(Debug)]
 struct Journal {
+    /// Whether the command records every change it makes to Azure, so that an empty
+    /// journal means nothing was changed.
+    complete: bool,
     done: Vec<Entry>,
-    under_way: Vec<(u64, Entry)>,
+    under_way: Vec<(Step, Entry)>,
     next_id: u64,
 }
 
+/// What an under-way entry belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Call(u64),
+    Named(&'static str),
+}
+
 static JOURNAL: Mutex<Journal> = Mutex::new(Journal {
+    complete: false,
     done: Vec::new(),
     under_way: Vec::new(),
     next_id: 0,
@@ -108,9 +119,32 @@ fn with_journal<T>(action: impl FnOnce(&mut Journal) -> T) -> T {
     action(&mut journal)
 }
 
+/// Declares that this command records every change it makes to Azure (with [`done`],
+/// [`under_way`] and the steps the access flow announces), so that a stop with an
+/// empty journal can say nothing was changed. Other commands say only that they
+/// stopped.
+pub fn keep_complete_journal() {
+    with_journal(|journal| journal.complete = true);
+}
+
 /// Records something the command has done (reported if it is stopped later).
 pub fn done(entry: Entry) {
     with_journal(|journal| journal.done.push(entry));
+}
+
+/// Marks a step whose effect is unknown until [`end_step`] with the same name (for
+/// steps announced by events rather than wrapped as one call).
+pub fn begin_step(name: &'static str, entry: Entry) {
+    with_journal(|journal| journal.under_way.push((Step::Named(name), entry)));
+}
+
+/// Ends the step [`begin_step`] began.
+pub fn end_step(name: &'static str) {
+    with_journal(|journal| {
+        journal
+            .under_way
+            .retain(|(step, _)| *step != Step::Named(name));
+    });
 }
 
 /// Runs `call`, reporting `entry` as under way if the command is stopped before `call`
@@ -120,11 +154,15 @@ pub async fn under_way<T>(entry: Entry, call: impl Future<Output = T>) -> T {
     let id = with_journal(|journal| {
         let id = journal.next_id;
         journal.next_id += 1;
-        journal.under_way.push((id, entry));
+        journal.under_way.push((Step::Call(id), entry));
         id
     });
     let result = call.await;
-    with_journal(|journal| journal.under_way.retain(|(other, _)| *other != id));
+    with_journal(|journal| {
+        journal
+            .under_way
+            .retain(|(step, _)| *step != Step::Call(id));
+    });
     result
 }
 
@@ -229,8 +267,9 @@ impl Default for Listener {
 
 /// The report of a stopped command: one error line and a hint.
 pub fn report(signal: StopSignal) -> (String, Option<String>) {
-    let (done, under_way) = with_journal(|journal| {
+    let (complete, done, under_way) = with_journal(|journal| {
         (
+            journal.complete,
             journal.done.clone(),
             journal
                 .under_way
@@ -240,7 +279,7 @@ pub fn report(signal: StopSignal) -> (String, Option<String>) {
         )
     });
     let mut message = format!("stopped by {}", signal.name());
-    if done.is_empty() && under_way.is_empty() {
+    if complete && done.is_empty() && under_way.is_empty() {
         message.push_str(" before anything was changed in Azure");
     }
     if !done.is_empty() {
@@ -263,4 +302,53 @@ pub fn report(signal: StopSignal) -> (String, Option<String>) {
     }
     let hint = (!hints.is_empty()).then(|| hints.join("; "));
     (message, hint)
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt as _;
+
+    use super::*;
+
+    // One test: the journal is process-wide.
+    #[test]
+    fn the_report_says_what_was_done_and_what_was_cut_short() {
+        let (message, hint) = report(StopSignal::Terminate);
+        assert_eq!(message, "stopped by SIGTERM");
+        assert_eq!(hint, None);
+
+        keep_complete_journal();
+        let (message, _) = report(StopSignal::Interrupt);
+        assert_eq!(
+            message,
+            "stopped by SIGINT (Ctrl-C) before anything was changed in Azure"
+        );
+
+        // A call that finished leaves nothing; one dropped half-way stays cut short.
+        assert!(
+            under_way(Entry::new("finished", "not shown"), async {})
+                .now_or_never()
+                .is_some()
+        );
+        done(Entry::new(
+            "JIT enabled for web-01",
+            "see `jit show web-01`",
+        ));
+        begin_step("starting", Entry::fact("web-01 was being started"));
+        begin_step("ended", Entry::new("ended", "not shown either"));
+        end_step("ended");
+        let pending = under_way(
+            Entry::new("a request was on its way", "see `jit show web-01`"),
+            std::future::pending::<()>(),
+        );
+        assert!(pending.now_or_never().is_none());
+        let (message, hint) = report(StopSignal::Terminate);
+        assert_eq!(
+            message,
+            "stopped by SIGTERM; done: JIT enabled for web-01; cut short: web-01 was being started; a request was on its way"
+        );
+        assert_eq!(hint.as_deref(), Some("see `jit show web-01`"));
+        assert_eq!(StopSignal::Interrupt.status().code(), 130);
+        assert_eq!(StopSignal::Terminate.status().code(), 143);
+    }
 }

@@ -19,7 +19,6 @@ use crate::launch::rdp::{self, Platform, RdpLaunch, RdpTarget};
 use crate::launch::ssh::{SshTarget, checked_ssh_command_line, display_command};
 use crate::printer::Printer;
 use crate::printer::access::AccessReport;
-use crate::printer::format::ports_phrase;
 use crate::session::Session;
 use crate::settings::{AccessCommand, GlobalSettings};
 
@@ -33,6 +32,7 @@ pub(crate) async fn run(
 ) -> anyhow::Result<ExitStatus> {
     let access = AccessCommand::resolve(&arguments.access, &arguments.port, settings)?;
     let ask = access.ask(&arguments.vm)?;
+    interruption::keep_complete_journal();
     let session = Session::open_for_requests(settings, printer)?;
     let flow = session.flow();
     // The flow's steps one by one, so that a stop (SIGINT, SIGTERM) can say exactly
@@ -47,21 +47,8 @@ pub(crate) async fn run(
         flow.request(&[&prepared], access.justification.as_deref()),
     )
     .await?;
+    // The terminal recorded what Azure accepted (`FlowEvent::Requested`).
     let accepted = flow.window(&prepared, &initiated, &[]);
-    interruption::done(Entry::new(
-        format!(
-            "Azure accepted a request for {} of {vm} until {:.0}",
-            ports_phrase(
-                &accepted
-                    .ports
-                    .iter()
-                    .map(|port| port.number)
-                    .collect::<Vec<_>>()
-            ),
-            accepted.ends_at
-        ),
-        format!("it stays open until then: `jit show {vm}` shows it, `jit extend {vm}` renews it"),
-    ));
     let open = {
         // A stop while waiting must still hand the accepted request to the agent.
         let mut listener = interruption::Listener::new();

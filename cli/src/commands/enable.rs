@@ -22,6 +22,7 @@ pub(crate) async fn run_enable(
     settings: &GlobalSettings,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
+    interruption::keep_complete_journal();
     let query = parse_vm(&arguments.vm)?;
     let maximum = match arguments.max_duration.as_deref() {
         Some(text) => parse_duration(text, "--max-duration")?,
@@ -86,6 +87,7 @@ pub(crate) async fn run_disable(
     settings: &GlobalSettings,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
+    interruption::keep_complete_journal();
     let query = parse_vm(&arguments.vm)?;
     let session = Session::open(settings, printer)?;
     let summary = session.flow().locate_supported(&query).await?;
