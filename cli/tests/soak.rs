@@ -383,9 +383,16 @@ fn justification(worker: usize, cycle: usize) -> String {
     format!("soak w{worker} c{cycle}:")
 }
 
-/// Whether a failed run failed the documented way: exit 6 (Azure kept failing) or 4
-/// (Azure refused the token twice), with one `error:` line that names that failure.
-fn documented_failure(code: i32, stderr: &str) -> Result<(), String> {
+/// Whether a failed run failed the documented way, with one `error:` line that names
+/// the failure: exit 6 (Azure kept failing) or 4 (Azure refused the token twice); and
+/// exit 8 for a `disable` of a VM that may be out of its policy already (the `enable`
+/// before it failed), which says JIT is not enabled for it.
+fn documented_failure(
+    code: i32,
+    stderr: &str,
+    step: Step,
+    toggle_expected: Option<bool>,
+) -> Result<(), String> {
     let errors: Vec<&str> = stderr
         .lines()
         .filter(|line| line.starts_with("error:"))
@@ -408,6 +415,11 @@ fn documented_failure(code: i32, stderr: &str) -> Result<(), String> {
         .iter()
         .any(|word| lower.contains(word)),
         4 => lower.contains("token") || lower.contains("authentication"),
+        8 => {
+            step == Step::Disable
+                && toggle_expected != Some(true)
+                && lower.contains("jit is not enabled")
+        }
         _ => false,
     };
     if names_it {
@@ -477,7 +489,7 @@ fn worker(context: &TestContext, worker: usize, cycles: usize) -> Tally {
             let succeeded = code == Some(0);
             match code {
                 Some(0) => tally.successes += 1,
-                Some(code) => match documented_failure(code, &stderr) {
+                Some(code) => match documented_failure(code, &stderr, step, toggle_expected) {
                     Ok(()) => {
                         *tally.correct_failures.entry(code).or_default() += 1;
                         let error = stderr
@@ -506,7 +518,8 @@ fn worker(context: &TestContext, worker: usize, cycles: usize) -> Tally {
                 let allowed = match step {
                     Step::List => 0..=0,
                     Step::Connect | Step::Extend | Step::Enable if succeeded => 1..=1,
-                    // A successful disable of a VM already out of the policy writes nothing.
+                    // A failed run may or may not have written once; so may a successful
+                    // disable (nothing to write when the VM was out of the policy).
                     _ => 0..=1,
                 };
                 if !allowed.contains(&made) {
@@ -530,7 +543,14 @@ fn worker(context: &TestContext, worker: usize, cycles: usize) -> Tally {
                     initiating_successes += usize::from(succeeded);
                 }
                 Step::Enable | Step::Disable => {
-                    toggle_expected = succeeded.then_some(step == Step::Enable);
+                    toggle_expected = if succeeded {
+                        Some(step == Step::Enable)
+                    } else if code == Some(8) {
+                        // "JIT is not enabled for this VM": it is out of the policy.
+                        Some(false)
+                    } else {
+                        None
+                    };
                 }
                 Step::List => {
                     if succeeded {
