@@ -44,6 +44,11 @@ fn context(initiating_delay: SignedDuration) -> TestContext {
 
 /// Holds the next `method` call to `path` (a glob) for [`HOLD`]; returns the fault id.
 fn hold(context: &TestContext, method: &str, path: &str) -> u64 {
+    hold_for(context, method, path, HOLD)
+}
+
+/// Holds the next `method` call to `path` for `delay`.
+fn hold_for(context: &TestContext, method: &str, path: &str, delay: &str) -> u64 {
     context
         .emulator
         .inject_fault(FaultSpec {
@@ -51,7 +56,7 @@ fn hold(context: &TestContext, method: &str, path: &str) -> u64 {
             path: Some(path.to_owned()),
             path_regex: None,
             fault: FaultKind::Latency {
-                delay: HOLD.to_owned(),
+                delay: delay.to_owned(),
             },
             probability: None,
             times: Some(1),
@@ -363,7 +368,8 @@ fn enable_stopped_after_the_write_leaves_it_applied() {
     for signal in SIGNALS {
         let context = context(SignedDuration::ZERO);
         let before = web_policy_vms(&context);
-        let write = hold(&context, "PUT", WEB_POLICY);
+        // Held long enough for the test to add the next hold before it is answered.
+        let write = hold_for(&context, "PUT", WEB_POLICY, "6s");
         let child = spawn(&context, &["enable", "cache-01"]);
         wait_for_hold(&context, write, "jit enable writes the policy");
         // While the write is held, hold the next read of the policy: the read-back.
