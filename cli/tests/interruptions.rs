@@ -491,3 +491,35 @@ fn while_ssh_runs_ctrl_c_is_its_own_and_sigterm_is_passed_on() {
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(42), "{stderr}");
 }
+
+#[test]
+fn jit_agent_run_stops_cleanly_on_sigterm_and_keeps_its_windows() {
+    let context = context(SignedDuration::ZERO).with_agent();
+    let _stopper = AgentStopper(&context);
+    let foreground = spawn(&context, &["agent", "run"]);
+    let pid = i64::from(foreground.id());
+    wait_until("the foreground agent answers", || {
+        let output = run(&context, &["agent", "status", "-o", "json"]);
+        serde_json::from_slice::<Value>(&output.stdout)
+            .is_ok_and(|status| status["pid"].as_i64() == Some(pid))
+    });
+    let output = run(&context, &["connect", "api-01", "--no-launch"]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let before = status_windows(&context);
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    // The agent's own shutdown, not the command-wide stop: exit 0, windows saved.
+    send(&foreground, Signal::TERM);
+    let output = foreground.wait_with_output().expect("jit agent run ends");
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("The agent stopped"), "{stderr}");
+
+    let output = run(&context, &["agent", "start"]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let after = status_windows(&context);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0]["ends_at"], before[0]["ends_at"]);
+}
