@@ -444,24 +444,23 @@ fn worker(context: &TestContext, worker: usize, cycles: usize) -> Tally {
     // `None`: the last change failed, so either is right until the next one succeeds.
     let mut toggle_expected = Some(false);
     for cycle in 0..cycles {
-        let label = format!("{}{}", justification(worker, cycle), " soak");
+        let label = format!("{} soak", justification(worker, cycle));
         let mut initiating_successes = 0;
         let mut initiating_runs = 0;
-        let policy_step = if cycle % 2 == 0 {
-            Step::Enable
+        let policy_change = if cycle % 2 == 0 {
+            (Step::Enable, vec!["enable", toggle.as_str()])
         } else {
-            Step::Disable
+            (Step::Disable, vec!["disable", toggle.as_str()])
         };
-        let mut steps = vec![(
-            Step::Connect,
-            vec!["connect", &conn, "--no-launch", "--justification", &label],
-        )];
-        steps.push((Step::Extend, vec!["extend", &conn, "--duration", "2h"]));
-        steps.push(match policy_step {
-            Step::Enable => (Step::Enable, vec!["enable", &toggle]),
-            _ => (Step::Disable, vec!["disable", &toggle]),
-        });
-        steps.push((Step::List, vec!["list", "-o", "json"]));
+        let steps = vec![
+            (
+                Step::Connect,
+                vec!["connect", &conn, "--no-launch", "--justification", &label],
+            ),
+            (Step::Extend, vec!["extend", &conn, "--duration", "2h"]),
+            policy_change,
+            (Step::List, vec!["list", "-o", "json"]),
+        ];
         let mut connected = false;
         for (step, arguments) in steps {
             if step == Step::Extend && !connected {
