@@ -40,8 +40,10 @@ pub enum ExitStatus {
     Timeout,
     /// The VM cannot be reached as asked: JIT is off, the VM is unsupported or stopped.
     Unavailable,
-    /// The user pressed Ctrl-C or declined a question.
+    /// The user pressed Ctrl-C (SIGINT) or declined a question.
     Interrupted,
+    /// The process received SIGTERM.
+    Terminated,
     /// `jit policy diff`: Azure differs from the file (code 1, that command's meaning).
     Drift,
     /// `jit doctor`: a check failed (code 1, that command's meaning).
@@ -52,7 +54,7 @@ pub enum ExitStatus {
 
 impl ExitStatus {
     /// Every status with a code of its own, as `docs/exit-codes.md` lists them.
-    pub const DOCUMENTED: [ExitStatus; 10] = [
+    pub const DOCUMENTED: [ExitStatus; 11] = [
         Self::Success,
         Self::Failure,
         Self::Usage,
@@ -63,6 +65,7 @@ impl ExitStatus {
         Self::Timeout,
         Self::Unavailable,
         Self::Interrupted,
+        Self::Terminated,
     ];
 
     /// The name `docs/exit-codes.md` gives the status.
@@ -78,6 +81,7 @@ impl ExitStatus {
             Self::Timeout => "timeout",
             Self::Unavailable => "unavailable",
             Self::Interrupted => "interrupted",
+            Self::Terminated => "terminated",
             Self::Drift => "drift",
             Self::ChecksFailed => "checks failed",
             Self::Child(_) => "the client's own",
@@ -97,6 +101,7 @@ impl ExitStatus {
             Self::Timeout => 7,
             Self::Unavailable => 8,
             Self::Interrupted => 130,
+            Self::Terminated => 143,
             Self::Drift | Self::ChecksFailed => 1,
             Self::Child(code) => code,
         }
@@ -151,6 +156,13 @@ pub enum CliError {
         message: String,
         hint: Option<String>,
     },
+    /// Azure refused or failed a call made on our behalf (by the agent), whose typed
+    /// error did not cross the agent's socket.
+    #[error("{message}")]
+    Azure {
+        message: String,
+        hint: Option<String>,
+    },
     /// Waited as long as allowed.
     #[error("{message}")]
     Timeout {
@@ -172,6 +184,7 @@ impl CliError {
             Self::Usage { hint, .. } => (ExitStatus::Usage, hint.as_deref()),
             Self::NotFound { hint, .. } => (ExitStatus::NotFound, hint.as_deref()),
             Self::Unavailable { hint, .. } => (ExitStatus::Unavailable, hint.as_deref()),
+            Self::Azure { hint, .. } => (ExitStatus::Azure, hint.as_deref()),
             Self::Timeout { hint, .. } => (ExitStatus::Timeout, hint.as_deref()),
             Self::Interrupted { .. } => (ExitStatus::Interrupted, None),
             Self::ChildFailed { code, .. } => (ExitStatus::Child(*code), None),
@@ -273,6 +286,14 @@ pub fn classify(error: &anyhow::Error, command: CommandKind) -> Report {
                 message,
                 hint: hint.map(str::to_owned),
                 silent: matches!(cli_error, CliError::ChildFailed { .. }),
+            };
+        }
+        if let Some(stopped) = cause.downcast_ref::<crate::interruption::Stopped>() {
+            return Report {
+                status: stopped.0.status(),
+                message,
+                hint: None,
+                silent: false,
             };
         }
         if let Some(io_error) = cause.downcast_ref::<std::io::Error>()

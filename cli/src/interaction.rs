@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use jit_agent::access::enable::{ChangeOutcome, PolicyChange};
 use jit_agent::access::flow::{Activity, Answer, FlowEvent, Interaction, Question};
 
+use crate::interruption::{self, Entry};
 use crate::printer::format::{describe_end, format_duration, ports_phrase};
 use crate::printer::{Printer, Progress};
 
@@ -88,6 +89,7 @@ impl Terminal {
 impl Interaction for Terminal {
     fn event(&self, event: FlowEvent<'_>) {
         if let FlowEvent::Begin(activity) = &event {
+            journal_begin(activity);
             self.begin(activity_text(activity));
             return;
         }
@@ -97,9 +99,16 @@ impl Interaction for Terminal {
         }
         self.end_progress();
         match event {
-            FlowEvent::VmStarted { vm } => self.printer.success(format!("Started {vm}")),
+            FlowEvent::VmStarted { vm } => {
+                interruption::end_step(STARTING);
+                interruption::done(Entry::fact(format!("started {vm}")));
+                self.printer.success(format!("Started {vm}"));
+            }
             FlowEvent::PolicyChanged { vm, change } => {
-                self.printer.success(describe_change(vm, change));
+                let described = describe_change(vm, change);
+                interruption::end_step(ENABLING);
+                interruption::done(Entry::fact(described.clone()));
+                self.printer.success(described);
             }
             FlowEvent::Requested {
                 vms,
@@ -115,10 +124,19 @@ impl Interaction for Terminal {
                         .collect::<Vec<_>>()
                         .join(", "),
                 };
-                self.printer.info(format!(
-                    "Requested {what} for {source} until {}",
-                    describe_end(ends_at, azure_now)
+                let end = describe_end(ends_at, azure_now);
+                let hint = match vms.as_slice() {
+                    [(vm, _)] => format!(
+                        "it stays open until then: `jit show {vm}` shows it, `jit extend {vm}` renews it"
+                    ),
+                    _ => "they stay open until then: `jit show VM` shows each, `jit extend VM` renews it".to_owned(),
+                };
+                interruption::done(Entry::new(
+                    format!("Azure accepted a request for {what} until {end}"),
+                    hint,
                 ));
+                self.printer
+                    .info(format!("Requested {what} for {source} until {end}"));
             }
             FlowEvent::PortAnswered { vm, port } => {
                 let via = port
@@ -205,6 +223,42 @@ impl Interaction for Terminal {
 }
 
 /// A slow step, as its spinner says it.
+/// Journal step names of the flow's steps that change Azure.
+const STARTING: &str = "starting the VM";
+const ENABLING: &str = "enabling JIT";
+const EXTENDING: &str = "extending";
+
+/// Records a step that changes Azure as under way, for the report of a stop
+/// ([`crate::interruption`]); the event that ends it (or the end of the command) ends it.
+fn journal_begin(activity: &Activity<'_>) {
+    match activity {
+        Activity::StartingVm { vm } => interruption::begin_step(
+            STARTING,
+            Entry::new(
+                format!("{vm} was being started, and Azure may have begun"),
+                format!("`jit show {vm}` shows its power state"),
+            ),
+        ),
+        Activity::EnablingJit { vm } => interruption::begin_step(
+            ENABLING,
+            Entry::new(
+                format!("the JIT policy of {vm} was being written, and Azure may have applied it"),
+                format!("`jit show {vm}` shows the policy as it is"),
+            ),
+        ),
+        Activity::Extending { vm } => interruption::begin_step(
+            EXTENDING,
+            Entry::new(
+                format!(
+                    "a request to extend the window on {vm} was on its way to Azure, which may have accepted it"
+                ),
+                format!("`jit show {vm}` shows the active requests"),
+            ),
+        ),
+        _ => {}
+    }
+}
+
 fn activity_text(activity: &Activity<'_>) -> String {
     match activity {
         Activity::StartingVm { vm } => format!("Starting {vm}"),

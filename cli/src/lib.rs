@@ -16,6 +16,7 @@ pub mod connection;
 pub mod env_vars;
 pub mod error;
 pub mod interaction;
+pub mod interruption;
 pub mod launch;
 pub mod logging;
 pub mod printer;
@@ -84,12 +85,28 @@ pub fn main() -> ExitCode {
         }
     };
     let kind = commands::kind(&cli.command);
-    let result = runtime.block_on(commands::run(cli.command, settings, printer.clone()));
+    let result = runtime.block_on(async {
+        // SIGINT and SIGTERM drop the command at its next await point; what it had done
+        // is reported below (see `interruption`).
+        let mut listener = interruption::Listener::new();
+        tokio::select! {
+            result = commands::run(cli.command, settings, printer.clone()) => result,
+            signal = listener.stop() => Err(anyhow::Error::new(interruption::Stopped(signal))),
+        }
+    });
     // Don't wait for stray blocking tasks (a hung `az`) once the command is done.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {
         Ok(status) => ExitCode::from(status.code()),
         Err(error) => {
+            if let Some(&interruption::Stopped(signal)) = error
+                .chain()
+                .find_map(|cause| cause.downcast_ref::<interruption::Stopped>())
+            {
+                let (message, hint) = interruption::report(signal);
+                printer.error(&message, hint.as_deref());
+                return ExitCode::from(signal.status().code());
+            }
             let report = classify(&error, kind);
             if !report.silent {
                 printer.error(&report.message, report.hint.as_deref());

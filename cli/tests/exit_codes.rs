@@ -155,6 +155,12 @@ fn every_documented_code_is_what_its_situation_produces() {
         context.run(&["connect", "dev-01"]),
         "JIT is not enabled for dev-01",
     );
+    #[cfg(unix)]
+    check(
+        143,
+        terminated_while_listing(&context),
+        "stopped by SIGTERM before anything was changed in Azure",
+    );
     // On a terminal the question is asked; "no" is not a failure but a decision.
     let declined = declined_on_a_terminal(&context);
     let terminal = String::from_utf8_lossy(&declined.stdout);
@@ -166,9 +172,56 @@ fn every_documented_code_is_what_its_situation_produces() {
     seen.push(130);
 
     let mut expected: Vec<u8> = documented.keys().copied().collect();
+    // Windows has no SIGTERM.
+    #[cfg(not(unix))]
+    expected.retain(|code| *code != 143);
     expected.sort_unstable();
     seen.sort_unstable();
     assert_eq!(seen, expected, "a documented code without a situation");
+}
+
+/// `jit list` held at its first ARM call (a slow answer), then sent SIGTERM.
+#[cfg(unix)]
+fn terminated_while_listing(context: &TestContext) -> Output {
+    let held = context
+        .emulator
+        .inject_fault(FaultSpec {
+            times: Some(1),
+            ..fault(
+                "GET",
+                "/subscriptions",
+                FaultKind::Latency {
+                    delay: "30s".to_owned(),
+                },
+            )
+        })
+        .expect("a fault");
+    let child = context
+        .jit()
+        .arg("list")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("jit runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !context
+        .emulator
+        .faults()
+        .iter()
+        .any(|status| status.id == held && status.hits == 1)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "jit list never reached Azure"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let pid =
+        rustix::process::Pid::from_raw(i32::try_from(child.id()).expect("a pid")).expect("a pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM sent");
+    let output = child.wait_with_output().expect("jit ends");
+    context.emulator.clear_faults();
+    output
 }
 
 /// `jit connect dev-01` on a terminal (a pseudo-terminal from `script`), answering "n"

@@ -806,7 +806,7 @@ impl<'a, I: Interaction> AccessFlow<'a, I> {
     }
 
     /// [`AccessFlow::prepare`], from what the agent remembered when it remembers the VM.
-    async fn prepare_with_memory(&self, ask: &AccessAsk) -> Result<Prepared, FlowError> {
+    pub async fn prepare_with_memory(&self, ask: &AccessAsk) -> Result<Prepared, FlowError> {
         if let Some(remembered) = self.recall(&ask.vm) {
             if let Some(prepared) = self.prepare_remembered(ask, &remembered).await? {
                 return Ok(prepared);
@@ -1271,7 +1271,7 @@ impl<'a, I: Interaction> AccessFlow<'a, I> {
     /// agent remembered and Azure refuses it as out of date (the policy, VM or port is
     /// gone, the duration too long: 4xx, so nothing was applied), prepares the VM again
     /// from Azure and requests once more.
-    async fn request_one(
+    pub async fn request_one(
         &self,
         ask: &AccessAsk,
         prepared: Prepared,

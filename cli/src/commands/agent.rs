@@ -415,6 +415,8 @@ async fn run_in_foreground(
     settings: &GlobalSettings,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
+    // The agent stops on SIGINT and SIGTERM by itself, saving its windows.
+    let _taken_over = crate::interruption::TakeOver::new();
     let paths =
         agent_support::agent_paths(settings).context("cannot locate the agent's directories")?;
     printer.info(format!(

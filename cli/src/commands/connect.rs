@@ -8,18 +8,22 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use jit_agent::access::flow::{Grant, Wait};
+use jit_agent::access::flow::Grant;
 use jit_agent::access::plan::Service;
 
-use crate::agent_support::{recall, register_grant};
+use crate::agent_support::{recall, register_grant, register_window};
 use crate::args::ConnectArgs;
 use crate::error::{CliError, ExitStatus};
+use crate::interruption::{self, Entry, StopSignal, Stopped};
 use crate::launch::rdp::{self, Platform, RdpLaunch, RdpTarget};
 use crate::launch::ssh::{SshTarget, checked_ssh_command_line, display_command};
 use crate::printer::Printer;
 use crate::printer::access::AccessReport;
 use crate::session::Session;
 use crate::settings::{AccessCommand, GlobalSettings};
+
+/// How long a stopped `jit connect` waits to hand an accepted request to the agent.
+const AGENT_HANDOVER_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub(crate) async fn run(
     arguments: ConnectArgs,
@@ -28,18 +32,53 @@ pub(crate) async fn run(
 ) -> anyhow::Result<ExitStatus> {
     let access = AccessCommand::resolve(&arguments.access, &arguments.port, settings)?;
     let ask = access.ask(&arguments.vm)?;
+    interruption::keep_complete_journal();
     let session = Session::open_for_requests(settings, printer)?;
     // What the agent remembers about this VM saves finding its policy again.
     let flow = session
         .flow()
         .with_remembered(recall(settings, &[arguments.vm.as_str()]).await);
-    let grant = flow
-        .open(
-            &ask,
-            access.justification.as_deref(),
-            Wait::UntilAnswering(access.timeout),
-        )
-        .await?;
+    // The flow's steps one by one, so that a stop (SIGINT, SIGTERM) can say exactly
+    // where it came and the agent learns of any request Azure accepted.
+    let prepared = flow.prepare_with_memory(&ask).await?;
+    let vm = prepared.details.name.clone();
+    let (prepared, initiated) = interruption::under_way(
+        Entry::new(
+            format!("a request for access to {vm} was on its way to Azure, which may have accepted it"),
+            format!("`jit show {vm}` shows whether Azure holds it; a request that opened stays open until its end"),
+        ),
+        // A remembered entry Azure refuses as out of date is looked up again once.
+        flow.request_one(&ask, prepared, access.justification.as_deref()),
+    )
+    .await?;
+    // The terminal recorded what Azure accepted (`FlowEvent::Requested`).
+    let accepted = flow.window(&prepared, &initiated, &[]);
+    let open = {
+        // A stop while waiting must still hand the accepted request to the agent.
+        let mut listener = interruption::Listener::new();
+        let _taken_over = interruption::TakeOver::new();
+        tokio::select! {
+            open = flow.wait(&prepared, &initiated, access.timeout) => open?,
+            signal = listener.recv() => {
+                tokio::select! {
+                    _ = tokio::time::timeout(
+                        AGENT_HANDOVER_LIMIT,
+                        register_window(settings, printer, &accepted),
+                    ) => {}
+                    // A second signal does not wait for the agent.
+                    _ = listener.recv() => {}
+                }
+                return Err(Stopped(signal).into());
+            }
+        }
+    };
+    let window = flow.window(&prepared, &initiated, &open);
+    let grant = Grant {
+        prepared,
+        initiated: Some(initiated),
+        open,
+        window,
+    };
     register_grant(
         settings,
         printer,
@@ -161,14 +200,37 @@ fn ssh_user(arguments: &ConnectArgs, settings: &GlobalSettings, grant: &Grant) -
         .or_else(|| details.admin_username.clone())
 }
 
+/// Sends SIGTERM to a child (on Windows, ends it).
+fn terminate(child: &tokio::process::Child) {
+    #[cfg(unix)]
+    {
+        let pid = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .and_then(rustix::process::Pid::from_raw);
+        if let Some(pid) = pid
+            && let Err(error) = rustix::process::kill_process(pid, rustix::process::Signal::TERM)
+        {
+            tracing::warn!(%error, "could not pass SIGTERM on to ssh");
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = child;
+    }
+}
+
 /// Runs `ssh` in the foreground. Ctrl-C belongs to the session, so `jit` ignores it while
-/// `ssh` runs, and exits with `ssh`'s status.
+/// `ssh` runs, passes SIGTERM on to it, and exits with `ssh`'s status.
 async fn run_ssh(
     program: PathBuf,
     argv: Vec<std::ffi::OsString>,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
     printer.detail(format!("running {}", display_command(&program, &argv)));
+    // Before the spawn: from its first instant, ssh owns Ctrl-C.
+    let mut listener = interruption::Listener::new();
+    let _taken_over = interruption::TakeOver::new();
     let mut child = tokio::process::Command::new(&program)
         .args(&argv)
         .spawn()
@@ -188,8 +250,13 @@ async fn run_ssh(
     let status = loop {
         tokio::select! {
             status = child.wait() => break status.context("could not wait for ssh")?,
-            // The terminal sends Ctrl-C to ssh too; ssh decides what it means.
-            _ = tokio::signal::ctrl_c() => {}
+            signal = listener.recv() => {
+                // The terminal sends Ctrl-C to ssh too; ssh decides what it means.
+                // SIGTERM is meant for us: ssh gets it, and we exit with its status.
+                if signal == StopSignal::Terminate {
+                    terminate(&child);
+                }
+            }
         }
     };
     match status.code() {

@@ -12,6 +12,7 @@ use jit_agent::access::flow::FlowError;
 use crate::args::{DisableArgs, EnableArgs};
 use crate::error::{CliError, ExitStatus};
 use crate::interaction::describe_change;
+use crate::interruption::{self, Entry};
 use crate::printer::Printer;
 use crate::session::Session;
 use crate::settings::{GlobalSettings, jit_protocol, parse_duration, parse_vm};
@@ -21,6 +22,7 @@ pub(crate) async fn run_enable(
     settings: &GlobalSettings,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
+    interruption::keep_complete_journal();
     let query = parse_vm(&arguments.vm)?;
     let maximum = match arguments.max_duration.as_deref() {
         Some(text) => parse_duration(text, "--max-duration")?,
@@ -67,7 +69,11 @@ pub(crate) async fn run_enable(
     let arm = &session.connection.arm;
     let change = async {
         let planned = plan_enable(arm, &placement, rules).await?;
-        commit(arm, &planned, &options).await
+        interruption::under_way(
+            policy_write_entry(&details.name, &format!("jit enable {}", details.name)),
+            commit(arm, &planned, &options),
+        )
+        .await
     }
     .await
     .with_context(|| format!("could not enable JIT for {}", details.name))?;
@@ -81,17 +87,31 @@ pub(crate) async fn run_disable(
     settings: &GlobalSettings,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
+    interruption::keep_complete_journal();
     let query = parse_vm(&arguments.vm)?;
     let session = Session::open(settings, printer)?;
     let summary = session.flow().locate_supported(&query).await?;
     let placement = VmPlacement::new(&summary.id, &summary.location)?;
     let progress = printer.progress(format!("Updating the JIT policy of {}", summary.name));
-    let change = disable(&session.connection.arm, &placement)
-        .await
-        .with_context(|| format!("could not disable JIT for {}", summary.name))?;
+    let change = interruption::under_way(
+        policy_write_entry(&summary.name, &format!("jit disable {}", summary.name)),
+        disable(&session.connection.arm, &placement),
+    )
+    .await
+    .with_context(|| format!("could not disable JIT for {}", summary.name))?;
     drop(progress);
     finish(printer, &summary.name, &change);
     Ok(ExitStatus::Success)
+}
+
+/// What a stop while the policy is written reports: the write may or may not have landed.
+fn policy_write_entry(vm_name: &str, again: &str) -> Entry {
+    Entry::new(
+        format!("the JIT policy of {vm_name} was being written, and Azure may have applied it"),
+        format!(
+            "`jit show {vm_name}` shows the policy as it is; `{again}` again changes only what is missing"
+        ),
+    )
 }
 
 fn finish(printer: &Printer, vm_name: &str, change: &PolicyChange) {

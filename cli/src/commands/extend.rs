@@ -149,6 +149,14 @@ async fn through_agent(
             }),
         }
         .into()),
+        // Azure refused or failed the agent's request: exit 6 like the direct way, not 1.
+        ErrorKind::Backend => Err(anyhow::Error::new(CliError::Azure {
+            message: error.message,
+            hint: Some(format!(
+                "`jit status` shows the window on {vm} as the agent tracks it; if its end did not move, try again"
+            )),
+        })
+        .context(format!("the agent could not extend the window on {vm}"))),
         _ => Err(anyhow::Error::new(error)
             .context(format!("the agent could not extend the window on {vm}"))),
     }

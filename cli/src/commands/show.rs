@@ -48,6 +48,8 @@ pub(crate) async fn run(
     settings: &GlobalSettings,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
+    // Reads only: a stop changes nothing in Azure.
+    crate::interruption::keep_complete_journal();
     let query = parse_vm(&arguments.vm)?;
     let session = Session::open(settings, printer)?;
     let flow = session.flow();
