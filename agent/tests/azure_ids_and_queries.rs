@@ -91,6 +91,23 @@ fn trailing_slashes_and_spaces_in_any_order_are_trimmed() {
     }
 }
 
+/// Also from the fuzzer: a segment ending in a space made a parent id that did not parse
+/// back to itself. Such ids, and ids with control characters, are refused.
+#[test]
+fn segments_with_spaces_around_or_control_characters_are_refused() {
+    for written in [
+        "/subscriptions/s/providers/Microsoft.Compute/v/s /ines/api-01",
+        "/subscriptions/s/resourceGroups/ rg",
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/web\n01",
+        "/subscriptions/s/resourceGroups/rg\0",
+    ] {
+        assert!(
+            ResourceId::parse(written).is_err(),
+            "{written:?} was accepted"
+        );
+    }
+}
+
 #[test]
 fn ids_compare_ignoring_case() {
     let upper = ResourceId::parse(

@@ -53,6 +53,14 @@ impl ResourceId {
         if segments.iter().any(|segment| segment.trim().is_empty()) {
             return Err(error("it has an empty segment"));
         }
+        // ARM names never start or end with whitespace nor hold control characters;
+        // refusing them keeps every part of an id (a parent, a name) parseable as it is.
+        if segments.iter().any(|segment| segment.trim() != *segment) {
+            return Err(error("a segment starts or ends with a space"));
+        }
+        if text.chars().any(char::is_control) {
+            return Err(error("it holds a control character"));
+        }
         let mut rest = segments.as_slice();
         let subscription_id = match rest {
             [key, value, tail @ ..] if key.eq_ignore_ascii_case("subscriptions") => {
