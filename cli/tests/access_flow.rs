@@ -435,19 +435,65 @@ async fn another_protocol_answering_fails_at_once_instead_of_waiting() {
     );
 }
 
+/// The emulator's request log from `before` on, as "METHOD path" lines.
+fn calls_since(emulator: &Emulator, before: usize) -> Vec<String> {
+    emulator.requests()[before..]
+        .iter()
+        .map(|record| format!("{} {}", record.method, record.path))
+        .collect()
+}
+
+fn initiate_fault(times: Option<u32>) -> FaultSpec {
+    FaultSpec {
+        method: Some("POST".to_owned()),
+        path: Some("*/jitNetworkAccessPolicies/*/initiate".to_owned()),
+        path_regex: None,
+        fault: FaultKind::ConnectionReset,
+        probability: None,
+        times,
+    }
+}
+
 #[tokio::test]
-async fn a_broken_initiate_is_looked_up_in_the_policy_before_it_is_reported() {
+async fn a_broken_initiate_is_looked_up_in_the_policy_and_sent_again_only_when_absent() {
     let emulator = start(SignedDuration::ZERO);
     let (arm, http) = arm(&emulator);
     emulator
-        .inject_fault(FaultSpec {
-            method: Some("POST".to_owned()),
-            path: Some("*/jitNetworkAccessPolicies/*/initiate".to_owned()),
-            path_regex: None,
-            fault: FaultKind::ConnectionReset,
-            probability: None,
-            times: Some(1),
+        .inject_fault(initiate_fault(Some(1)))
+        .expect("a fault");
+    let front = Scripted::default();
+    let flow = AccessFlow::new(&arm, http, &front, options(&emulator, "a1b2c3d4"));
+    let prepared = flow.prepare(&ask("api-01")).await.expect("prepared");
+    let before = emulator.requests().len();
+    flow.request(&[&prepared], None)
+        .await
+        .expect("sent again once the policy showed it was not applied");
+    let after = calls_since(&emulator, before);
+    let kinds: Vec<&str> = after
+        .iter()
+        .filter_map(|line| {
+            if line.starts_with("POST ") && line.contains("/initiate") {
+                Some("initiate")
+            } else if line.starts_with("GET ") && line.contains("jitNetworkAccessPolicies") {
+                Some("read")
+            } else {
+                None
+            }
         })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["initiate", "read", "initiate"],
+        "the policy is read between the broken initiate and the next: {after:#?}"
+    );
+}
+
+#[tokio::test]
+async fn an_initiate_that_keeps_breaking_is_reported_never_sent_blindly() {
+    let emulator = start(SignedDuration::ZERO);
+    let (arm, http) = arm(&emulator);
+    emulator
+        .inject_fault(initiate_fault(None))
         .expect("a fault");
     let front = Scripted::default();
     let flow = AccessFlow::new(&arm, http, &front, options(&emulator, "a1b2c3d4"));
@@ -456,7 +502,7 @@ async fn a_broken_initiate_is_looked_up_in_the_policy_before_it_is_reported() {
     let error = flow
         .request(&[&prepared], None)
         .await
-        .expect_err("the connection broke");
+        .expect_err("the connection broke every time");
     let FlowError::Initiate { error, .. } = &error else {
         panic!("expected an initiate error, got {error:?}");
     };
@@ -464,23 +510,19 @@ async fn a_broken_initiate_is_looked_up_in_the_policy_before_it_is_reported() {
         matches!(**error, RequestError::NotRecordedAfterFailure { .. }),
         "{error:?}"
     );
-    let after: Vec<String> = emulator.requests()[before..]
+    let after = calls_since(&emulator, before);
+    let initiates = after
         .iter()
-        .map(|record| format!("{} {}", record.method, record.path))
-        .collect();
-    assert!(
-        after
-            .iter()
-            .any(|line| line.starts_with("GET ") && line.contains("jitNetworkAccessPolicies")),
-        "the policy is read back after the failure: {after:#?}"
-    );
+        .filter(|line| line.starts_with("POST ") && line.contains("/initiate"))
+        .count();
+    let reads = after
+        .iter()
+        .filter(|line| line.starts_with("GET ") && line.contains("jitNetworkAccessPolicies"))
+        .count();
+    assert_eq!(initiates, 3, "sent, then twice more: {after:#?}");
     assert_eq!(
-        after
-            .iter()
-            .filter(|line| line.starts_with("POST ") && line.contains("/initiate"))
-            .count(),
-        1,
-        "the initiate is never sent twice: {after:#?}"
+        reads, 3,
+        "each failure is read back before anything else: {after:#?}"
     );
 }
 

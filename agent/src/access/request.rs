@@ -122,7 +122,8 @@ pub enum RequestError {
     #[error("the access request is missing from the JIT policy {0}")]
     NotRecorded(String),
     /// `initiate` failed in a way that may or may not have reached Azure, and the
-    /// policy, read back, does not hold the request: it was not applied.
+    /// policy, read back, does not hold the request: it was not applied (after it was
+    /// sent again, each time only once the policy showed it absent).
     #[error("{error}; the JIT policy does not hold the request, so it was not applied")]
     NotRecordedAfterFailure {
         /// The failure.
@@ -192,18 +193,31 @@ pub async fn initiate(
             .collect(),
         justification: Some(marker.stamp(justification)),
     };
-    let request = match client.initiate_by_id(policy_id, &body).await {
-        Ok(request) => request,
-        Err(error) if may_have_reached_azure(&error) => {
-            // The request may or may not have been applied; the policy knows.
-            tracing::warn!(%error, "initiate failed; checking whether Azure recorded the request");
-            let policy = client.get_by_id(policy_id).await?;
-            match recorded_request(&policy, marker) {
-                Some(request) => request,
-                None => return Err(RequestError::NotRecordedAfterFailure { error }),
+    // A failure that may have reached Azure is never resent blindly: the policy is read
+    // first, and only a request it does not hold is sent again (same marker), after a
+    // pause, at most RESENDS_AFTER_ABSENCE times.
+    let mut resends = 0;
+    let request = loop {
+        match client.initiate_by_id(policy_id, &body).await {
+            Ok(request) => break request,
+            Err(error) if may_have_reached_azure(&error) => {
+                tracing::warn!(%error, "initiate failed; checking whether Azure recorded the request");
+                let policy = client.get_by_id(policy_id).await?;
+                if let Some(request) = recorded_request(&policy, marker) {
+                    break request;
+                }
+                if resends == RESENDS_AFTER_ABSENCE {
+                    return Err(RequestError::NotRecordedAfterFailure { error });
+                }
+                resends += 1;
+                tracing::info!(
+                    attempt = resends,
+                    "the policy does not hold the request: it was not applied; sending it again"
+                );
+                tokio::time::sleep(PAUSE_BEFORE_RESEND * resends).await;
             }
+            Err(error) => return Err(error.into()),
         }
-        Err(error) => return Err(error.into()),
     };
     let end_time = request
         .virtual_machines
@@ -220,6 +234,13 @@ pub async fn initiate(
         marker: marker.clone(),
     })
 }
+
+/// How many times an `initiate` that failed, and that the policy read back shows was not
+/// applied, is sent again.
+const RESENDS_AFTER_ABSENCE: u32 = 2;
+
+/// The pause before the first such resend (then twice as long).
+const PAUSE_BEFORE_RESEND: Duration = Duration::from_secs(1);
 
 /// Whether a failed `initiate` may have been applied all the same: the connection broke
 /// or Azure failed (5xx) after receiving it. A 4xx, 401 or 429 was refused before anything
