@@ -341,6 +341,7 @@ fn set_secret_refuses_unusable_input_before_touching_the_keychain() {
 
 /// Puts an `az` first on `PATH` that hangs (recording its pid in `pids`) and never
 /// answers, ahead of the emulator's fake one.
+#[cfg(target_os = "linux")]
 fn with_hanging_az(context: &TestContext, command: &mut Command) -> std::path::PathBuf {
     let directory = context.home().join("hanging-az");
     std::fs::create_dir_all(&directory).expect("directory");
@@ -372,6 +373,7 @@ fn with_hanging_az(context: &TestContext, command: &mut Command) -> std::path::P
 }
 
 /// Waits for `child` at most `limit`; kills it and fails when it is still running.
+#[cfg(target_os = "linux")]
 fn wait_at_most(mut child: std::process::Child, limit: std::time::Duration) -> Output {
     let started = std::time::Instant::now();
     while started.elapsed() < limit {
