@@ -47,20 +47,13 @@ impl Terminal {
         }
     }
 
-    /// Asks a yes/no question outside the access flow (`jit edit`, `jit policy apply`):
-    /// `--yes` answers yes; without a person to ask, [`Answer::CannotAsk`].
-    pub async fn confirm(&self, prompt: String) -> Answer {
-        if self.assume_yes {
-            return Answer::Yes;
-        }
-        if !self.printer.is_interactive() {
-            return Answer::CannotAsk;
-        }
-        self.end_progress();
+    /// Asks `prompt` on the terminal (Enter answers `default`); a prompt that cannot be
+    /// shown is [`Answer::CannotAsk`], with the reason as a warning.
+    async fn yes_or_no(&self, prompt: String, default: bool) -> Answer {
         let answer = tokio::task::spawn_blocking(move || {
             dialoguer::Confirm::new()
                 .with_prompt(prompt)
-                .default(false)
+                .default(default)
                 .interact_opt()
         })
         .await
@@ -74,6 +67,19 @@ impl Terminal {
                 Answer::CannotAsk
             }
         }
+    }
+
+    /// Asks a yes/no question outside the access flow (`jit edit`, `jit policy apply`):
+    /// `--yes` answers yes; without a person to ask, [`Answer::CannotAsk`].
+    pub async fn confirm(&self, prompt: String) -> Answer {
+        if self.assume_yes {
+            return Answer::Yes;
+        }
+        if !self.printer.is_interactive() {
+            return Answer::CannotAsk;
+        }
+        self.end_progress();
+        self.yes_or_no(prompt, false).await
     }
 
     fn begin(&self, text: String) {
@@ -198,31 +204,11 @@ impl Interaction for Terminal {
                     }
                 }
             }
-            other => {
-                let prompt = question_text(&other);
-                let answer = tokio::task::spawn_blocking(move || {
-                    dialoguer::Confirm::new()
-                        .with_prompt(prompt)
-                        .default(true)
-                        .interact_opt()
-                })
-                .await
-                .context("the question could not be asked")
-                .and_then(|answer| answer.context("the question could not be asked"));
-                match answer {
-                    Ok(Some(true)) => Answer::Yes,
-                    Ok(_) => Answer::No,
-                    Err(error) => {
-                        self.printer.warn(format!("{error:#}"));
-                        Answer::CannotAsk
-                    }
-                }
-            }
+            other => self.yes_or_no(question_text(&other), true).await,
         }
     }
 }
 
-/// A slow step, as its spinner says it.
 /// Journal step names of the flow's steps that change Azure.
 const STARTING: &str = "starting the VM";
 const ENABLING: &str = "enabling JIT";
@@ -259,6 +245,7 @@ fn journal_begin(activity: &Activity<'_>) {
     }
 }
 
+/// A slow step, as its spinner says it.
 fn activity_text(activity: &Activity<'_>) -> String {
     match activity {
         Activity::StartingVm { vm } => format!("Starting {vm}"),

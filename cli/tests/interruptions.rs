@@ -216,9 +216,14 @@ impl Drop for AgentStopper<'_> {
 fn connect_stopped_before_the_request_changes_nothing() {
     for signal in SIGNALS {
         let context = context(SignedDuration::ZERO);
-        let held = hold(&context, "GET", "/subscriptions/*/virtualMachines/api-01");
+        // The Resource Graph query that finds the VM (and its network) comes first.
+        let held = hold(
+            &context,
+            "POST",
+            "/providers/Microsoft.ResourceGraph/resources",
+        );
         let child = spawn(&context, &["connect", "api-01", "--no-launch"]);
-        wait_for_hold(&context, held, "jit connect reads api-01");
+        wait_for_hold(&context, held, "jit connect looks api-01 up");
         let stderr = stop(child, signal);
         assert!(
             stderr.contains("before anything was changed in Azure"),
