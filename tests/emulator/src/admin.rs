@@ -224,51 +224,54 @@ fn advance(front: &FrontEnd, body: &[u8]) -> Reply {
 }
 
 fn add_faults(front: &FrontEnd, body: &[u8]) -> Reply {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(Box<FaultSpec>),
-        Many(Vec<FaultSpec>),
-    }
-    let specs = match parse_body::<OneOrMany>(body) {
-        Ok(OneOrMany::One(spec)) => vec![*spec],
-        Ok(OneOrMany::Many(specs)) => specs,
-        Err(message) => return bad_request(&message),
-    };
-    let mut ids = Vec::new();
-    for spec in specs {
-        match front.faults.add(spec) {
-            Ok(id) => ids.push(id),
-            Err(error) => {
-                for id in ids {
-                    front.faults.remove(id);
-                }
-                return bad_request(&error.to_string());
-            }
-        }
-    }
-    Reply::json(StatusCode::CREATED, &json!({ "ids": ids }))
+    add_all(
+        body,
+        |spec: FaultSpec| front.faults.add(spec),
+        |id| {
+            front.faults.remove(id);
+        },
+    )
 }
 
 fn add_hooks(front: &FrontEnd, body: &[u8]) -> Reply {
+    add_all(
+        body,
+        |spec: HookSpec| front.state.add_hook(spec),
+        |id| {
+            front.state.remove_hook(id);
+        },
+    )
+}
+
+/// Adds one spec or a list of them (faults, hooks) with `add`; when one is refused,
+/// those already added are taken back with `remove`, so a bad list changes nothing.
+fn add_all<Spec, Error>(
+    body: &[u8],
+    add: impl Fn(Spec) -> Result<u64, Error>,
+    remove: impl Fn(u64),
+) -> Reply
+where
+    Spec: serde::de::DeserializeOwned,
+    Error: std::fmt::Display,
+{
     #[derive(Deserialize)]
     #[serde(untagged)]
-    enum OneOrMany {
-        One(Box<HookSpec>),
-        Many(Vec<HookSpec>),
+    enum OneOrMany<Spec> {
+        One(Box<Spec>),
+        Many(Vec<Spec>),
     }
-    let specs = match parse_body::<OneOrMany>(body) {
+    let specs = match parse_body::<OneOrMany<Spec>>(body) {
         Ok(OneOrMany::One(spec)) => vec![*spec],
         Ok(OneOrMany::Many(specs)) => specs,
         Err(message) => return bad_request(&message),
     };
     let mut ids = Vec::new();
     for spec in specs {
-        match front.state.add_hook(spec) {
+        match add(spec) {
             Ok(id) => ids.push(id),
             Err(error) => {
                 for id in ids {
-                    front.state.remove_hook(id);
+                    remove(id);
                 }
                 return bad_request(&error.to_string());
             }
