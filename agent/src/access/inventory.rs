@@ -32,8 +32,8 @@ use crate::azure::clients::{
     KqlColumn, KqlCondition, ResourceGraphClient, ResourcesQuery, SortOrder, SubscriptionsClient,
 };
 use crate::azure::models::{
-    JitNetworkAccessPolicy, JitNetworkAccessPortRule, NetworkInterfaceIpConfiguration,
-    NetworkInterfaceReference, PowerState, SubResource, Subnet, normalize_location,
+    JitNetworkAccessPolicy, JitNetworkAccessPortRule, NetworkInterfaceReference, PowerState,
+    SubResource, Subnet, normalize_location,
 };
 use crate::azure::resource_id::ResourceId;
 
@@ -503,7 +503,24 @@ struct InterfaceRow {
     #[serde(default)]
     virtual_machine_id: Option<String>,
     #[serde(default)]
-    ip_configurations: Option<Vec<NetworkInterfaceIpConfiguration>>,
+    ip_configurations: Option<Vec<InterfaceIpConfigurationRow>>,
+}
+
+/// Of a NIC's IP configuration, only what the listing reads. The full model
+/// ([`crate::azure::models::NetworkInterfaceIpConfiguration`]) takes about 2 KiB a NIC
+/// even when nearly empty; thousands of NICs are read at once here.
+#[derive(Debug, Deserialize)]
+struct InterfaceIpConfigurationRow {
+    #[serde(default)]
+    properties: Option<InterfaceIpConfigurationFacts>,
+}
+
+#[derive(Debug, Deserialize)]
+struct InterfaceIpConfigurationFacts {
+    #[serde(default)]
+    primary: Option<bool>,
+    #[serde(default)]
+    subnet: Option<SubResource>,
 }
 
 /// Every NIC of the subscriptions, keyed by normalised id.
@@ -530,8 +547,7 @@ async fn load_interfaces(
     Ok(rows
         .into_iter()
         .map(|row| {
-            let mut configurations: Vec<NetworkInterfaceIpConfiguration> =
-                row.ip_configurations.unwrap_or_default();
+            let mut configurations = row.ip_configurations.unwrap_or_default();
             configurations.sort_by_key(|configuration| {
                 !configuration
                     .properties

@@ -106,10 +106,24 @@ impl Printer {
     }
 
     /// Writes one JSON document to stdout.
+    ///
+    /// The document is encoded straight into a buffered stdout rather than into one
+    /// string first: `jit list -o json` of thousands of VMs never holds its output twice.
     pub fn json(&self, value: &impl Serialize) {
-        match serde_json::to_string_pretty(value) {
-            Ok(text) => self.data(text),
-            Err(error) => self.error(&format!("could not encode JSON output: {error}"), None),
+        if self.stdout_closed.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut stdout = io::BufWriter::with_capacity(64 * 1024, io::stdout().lock());
+        if let Err(error) = serde_json::to_writer_pretty(&mut stdout, value) {
+            if error.is_io() {
+                self.note_stdout_error(&io::Error::from(error));
+            } else {
+                self.error(&format!("could not encode JSON output: {error}"), None);
+            }
+            return;
+        }
+        if let Err(error) = writeln!(stdout).and_then(|()| stdout.flush()) {
+            self.note_stdout_error(&error);
         }
     }
 

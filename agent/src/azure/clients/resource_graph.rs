@@ -42,6 +42,20 @@ impl ResourceGraphClient {
         subscriptions: &[String],
         options: Option<ResourcesOptions>,
     ) -> Result<Vec<Value>, ArmError> {
+        self.resources_as(query, subscriptions, options).await
+    }
+
+    /// Like [`ResourceGraphClient::resources`], each row deserialised into `T`.
+    ///
+    /// Each page is read straight into rows of `T`: what `T` does not name is skipped
+    /// while reading, never held. A listing of thousands of VMs with their NICs keeps
+    /// only the few fields it uses.
+    pub async fn resources_as<T: DeserializeOwned>(
+        &self,
+        query: &ResourcesQuery,
+        subscriptions: &[String],
+        options: Option<ResourcesOptions>,
+    ) -> Result<Vec<T>, ArmError> {
         let kql = query.to_kql().map_err(|error| ArmError::InvalidRequest {
             detail: error.to_string(),
         })?;
@@ -61,7 +75,9 @@ impl ResourceGraphClient {
         let mut rows = Vec::new();
         let mut seen_tokens = HashSet::new();
         loop {
-            let response: QueryResponse = self
+            // `data` is `null` on an empty result; anything but an array of rows fails
+            // to decode.
+            let response: QueryResponse<Option<Vec<T>>> = self
                 .arm
                 .post_json(
                     "/providers/Microsoft.ResourceGraph/resources",
@@ -76,15 +92,7 @@ impl ResourceGraphClient {
                     "Resource Graph truncated the result"
                 );
             }
-            match response.data {
-                Value::Array(page) => rows.extend(page),
-                Value::Null => {}
-                _ => {
-                    return Err(ArmError::InvalidResponse {
-                        detail: "Resource Graph did not return rows as an array".to_owned(),
-                    });
-                }
-            }
+            rows.extend(response.data.into_iter().flatten());
             let Some(token) = response.skip_token.filter(|token| !token.is_empty()) else {
                 return Ok(rows);
             };
@@ -97,24 +105,5 @@ impl ResourceGraphClient {
                 options.skip_token = Some(token);
             }
         }
-    }
-
-    /// Like [`ResourceGraphClient::resources`], each row deserialised into `T`.
-    pub async fn resources_as<T: DeserializeOwned>(
-        &self,
-        query: &ResourcesQuery,
-        subscriptions: &[String],
-        options: Option<ResourcesOptions>,
-    ) -> Result<Vec<T>, ArmError> {
-        self.resources(query, subscriptions, options)
-            .await?
-            .into_iter()
-            .map(|row| {
-                serde_json::from_value(row).map_err(|source| ArmError::Decode {
-                    what: "a Resource Graph row".to_owned(),
-                    source,
-                })
-            })
-            .collect()
     }
 }

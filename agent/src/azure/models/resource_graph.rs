@@ -71,9 +71,13 @@ pub struct QueryRequestOptions {
 }
 
 /// The query result (`QueryResponse`).
+///
+/// `Data` is what `data` is read as: any JSON by default; a client that knows its rows
+/// reads them straight into its own type (`Option<Vec<Row>>` for `objectArray`), so a
+/// page never exists twice in memory, once as JSON values and once as rows.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct QueryResponse {
+pub struct QueryResponse<Data = Value> {
     /// Rows matching the query in total.
     #[serde(default)]
     pub total_records: i64,
@@ -92,13 +96,13 @@ pub struct QueryResponse {
     pub skip_token: Option<String>,
     /// The rows (an array of objects with `objectArray`).
     #[serde(default)]
-    pub data: Value,
+    pub data: Data,
     /// Facets (unused by `jit`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub facets: Vec<Value>,
 }
 
-impl QueryResponse {
+impl<Data> QueryResponse<Data> {
     /// `true` when Resource Graph truncated the result.
     pub fn is_truncated(&self) -> bool {
         self.result_truncated
