@@ -54,7 +54,11 @@ fn parse_duration(text: &str) -> Result<jiff::SignedDuration, String> {
 /// Exit code for a world (or faults) file that cannot be used.
 const EXIT_BAD_WORLD: u8 = 2;
 
+#[path = "bin_memory.rs"]
+mod memory;
+
 fn main() -> ExitCode {
+    memory::use_one_arena();
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -98,6 +102,7 @@ fn main() -> ExitCode {
         }
         Err(error) => return fail(1, &error.to_string()),
     };
+    memory::release_free_memory();
     let line = match serde_json::to_string(emulator.info()) {
         Ok(line) => line,
         Err(error) => return fail(1, &format!("cannot encode the emulator info: {error}")),
