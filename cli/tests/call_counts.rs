@@ -1,7 +1,8 @@
 //! How many ARM calls `jit` makes, counted in the emulator's request log. Every call from
 //! a laptop costs 100–300 ms and counts against the subscription's throttling budget,
 //! so these tests fail when a change adds one: a cold `jit connect` (three calls before
-//! the `initiate`), a warm one (one), the wait (the probe drives it; the policy is read
+//! the `initiate`), a warm one (one), one that finds Resource Graph behind ARM (it reads
+//! the VM's network from ARM), the wait (the probe drives it; the policy is read
 //! once), `jit list` (calls grow with subscriptions and pages, never with VMs), and
 //! twenty `jit
 //! proxy` at once through the agent (one `initiate`).
@@ -197,6 +198,87 @@ fn what_the_agent_remembers_is_checked_by_the_request_and_replaced_when_out_of_d
     );
 }
 
+/// Resource Graph lags ARM: a NIC or public IP it has not indexed yet leaves holes in
+/// the located query's rows. `jit` then reads the VM's network from ARM (the VM, its NIC,
+/// and what the NIC points at) and connects to the same address as without the lag.
+#[test]
+fn a_connect_reads_the_network_from_arm_when_resource_graph_lags() {
+    let reference = emulator_with_delay(SignedDuration::ZERO);
+    let expected = connect_json(&reference, "api-01");
+    let vm = reference.emulator.snapshot()["virtual_machines"]
+        .as_array()
+        .and_then(|vms| vms.iter().find(|vm| vm["name"] == "api-01"))
+        .cloned()
+        .expect("api-01 in the default world");
+    let vm_id = vm["id"].as_str().expect("id").to_owned();
+    let group = vm_id
+        .rsplit_once("/providers/")
+        .map(|(group, _)| group.to_owned())
+        .expect("a resource group id");
+    let nic_id = format!("{group}/providers/Microsoft.Network/networkInterfaces/api-01-nic");
+    let public_ip_id = format!("{group}/providers/Microsoft.Network/publicIPAddresses/api-01-ip");
+
+    for (unindexed, read_from_arm) in [
+        (&nic_id, "/microsoft.network/networkinterfaces/api-01-nic"),
+        (
+            &public_ip_id,
+            "/microsoft.network/publicipaddresses/api-01-ip",
+        ),
+    ] {
+        let context = emulator_with_delay(SignedDuration::ZERO);
+        context
+            .emulator
+            .set_graph_unindexed(std::slice::from_ref(unindexed));
+        let report = connect_json(&context, "api-01");
+        let calls = arm_calls(&context);
+        let (before, _) = split_at_initiate(&calls);
+        assert_eq!(
+            kinds(&before[..2]),
+            ["subscriptions", "resource graph"],
+            "{before:#?}"
+        );
+        assert_eq!(kinds(&before).last(), Some(&"policy list"), "{before:#?}");
+        let arm_reads: Vec<&String> = before[2..before.len() - 1].iter().collect();
+        assert!(
+            arm_reads
+                .iter()
+                .any(|call| call.starts_with("GET ") && call.ends_with("/virtualmachines/api-01")),
+            "the VM is read from ARM when Resource Graph does not know {unindexed}: {before:#?}"
+        );
+        assert!(
+            arm_reads
+                .iter()
+                .any(|call| call.starts_with("GET ") && call.ends_with(read_from_arm)),
+            "{read_from_arm} is read from ARM: {before:#?}"
+        );
+        assert_eq!(report["vm"], expected["vm"], "the same VM");
+        assert_eq!(
+            report["ports"][0]["host"], expected["ports"][0]["host"],
+            "the same address"
+        );
+        assert_eq!(report["source"], expected["source"]);
+        assert!(
+            report["ports"][0]["detail"]
+                .as_str()
+                .is_some_and(|detail| detail.starts_with("SSH-2.0-")),
+            "the port answered: {report:#}"
+        );
+    }
+
+    // Once Resource Graph has caught up, the located query is enough again.
+    let context = emulator_with_delay(SignedDuration::ZERO);
+    context.emulator.set_graph_unindexed(&[nic_id]);
+    context.emulator.set_graph_unindexed(&[]);
+    connect_json(&context, "api-01");
+    let calls = arm_calls(&context);
+    let (before, _) = split_at_initiate(&calls);
+    assert_eq!(
+        kinds(&before),
+        ["subscriptions", "resource graph", "policy list"],
+        "{before:#?}"
+    );
+}
+
 #[test]
 fn waiting_reads_the_policy_once_when_the_port_answers() {
     let context = emulator_with_delay(SignedDuration::from_secs(2));
@@ -358,9 +440,13 @@ fn list_calls_grow_with_subscriptions_and_pages_never_with_vms() {
 
 /// Starts `jit proxy VM` with its stdin and stdout piped, as `ssh` would.
 fn spawn_proxy(context: &TestContext, vm: &str) -> Child {
+    spawn_proxy_with(context, &["proxy", vm])
+}
+
+fn spawn_proxy_with(context: &TestContext, arguments: &[&str]) -> Child {
     context
         .jit()
-        .args(["proxy", vm])
+        .args(arguments)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -423,4 +509,56 @@ fn twenty_proxies_at_once_share_one_request_through_the_agent() {
         ],
         "and no other call either: {calls:#?}"
     );
+}
+
+/// One `jit proxy` through the agent to `vm`, in verbose mode: the SSH banner it relayed
+/// and its stderr.
+fn proxy_once(context: &TestContext, vm: &str) -> (String, String) {
+    let mut proxy = spawn_proxy_with(context, &["--verbose", "proxy", vm]);
+    let banner = read_banner(&mut proxy, Duration::from_secs(60));
+    drop(proxy.stdin.take());
+    let _ = proxy.kill();
+    let output = proxy.wait_with_output().expect("jit proxy ends");
+    (banner, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// A second connection while the agent's window is open makes no request and no ARM
+/// call at all: the agent checks the port answers and hands out the same window. Once
+/// the window has ended (the port no longer answers), the next one asks Azure again.
+#[test]
+fn a_proxy_reuses_the_window_the_agent_opened_while_it_answers() {
+    let context = emulator_with_delay(SignedDuration::ZERO).with_agent();
+    let _stopper = AgentStopper(&context);
+    let initiates = |calls: &[String]| calls.iter().filter(|call| is_initiate(call)).count();
+
+    let (banner, stderr) = proxy_once(&context, "api-01");
+    assert!(banner.starts_with("SSH-2.0-"), "{banner:?}; {stderr}");
+    assert!(stderr.contains("the agent opened access"), "{stderr}");
+    let after_first = arm_calls(&context);
+    assert_eq!(initiates(&after_first), 1, "{after_first:#?}");
+
+    let (banner, stderr) = proxy_once(&context, "api-01");
+    assert!(banner.starts_with("SSH-2.0-"), "{banner:?}; {stderr}");
+    assert!(
+        stderr.contains("the agent's open window answers"),
+        "the second connection reused the window: {stderr}"
+    );
+    assert_eq!(
+        arm_calls(&context),
+        after_first,
+        "reusing the window calls nothing in Azure"
+    );
+
+    // The window ends (the emulator's clock moves past it and closes the port).
+    context
+        .emulator
+        .advance_clock(SignedDuration::from_hours(4));
+    let (banner, stderr) = proxy_once(&context, "api-01");
+    assert!(banner.starts_with("SSH-2.0-"), "{banner:?}; {stderr}");
+    assert!(
+        !stderr.contains("the agent's open window answers"),
+        "an ended window is not reused: {stderr}"
+    );
+    let calls = arm_calls(&context);
+    assert_eq!(initiates(&calls), 2, "a new request: {calls:#?}");
 }

@@ -17,6 +17,7 @@
 //! | `GET/PUT my-ip` | `{"address":"2001:db8::7"}` or `{"address":null}` | what `/ip` answers |
 //! | `GET/PUT client-ip` | `{"address":"203.0.113.9"}` | where callers and connections come from |
 //! | `PUT page-size` | `{"size":2}` or `{"size":null}` | page every list |
+//! | `PUT graph-lag` | `{"unindexed":["/subscriptions/…/networkInterfaces/api-01-nic"]}` | Resource Graph leaves these resources out (as if it had not caught up with ARM); `[]` ends it |
 //! | `GET/POST az` | `{"logged_in":false}` | fake `az` state and its recorded calls |
 //! | `POST power` | `{"vm_id":"/subscriptions/…","running":false}` | start or deallocate a VM |
 //! | `GET/DELETE requests` | | the request log (method, path, status, time, faults, hooks) |
@@ -101,6 +102,7 @@ pub(crate) fn handle(front: &FrontEnd, method: &Method, rest: &str, body: &[u8])
         ),
         (Method::PUT | Method::POST, ["client-ip"]) => set_client_ip(front, body),
         (Method::PUT | Method::POST, ["page-size"]) => set_page_size(front, body),
+        (Method::PUT | Method::POST, ["graph-lag"]) => set_graph_lag(front, body),
         (Method::GET, ["az"]) => Reply::json(
             StatusCode::OK,
             &json!({
@@ -349,6 +351,20 @@ fn set_page_size(front: &FrontEnd, body: &[u8]) -> Reply {
     }
     front.state.set_page_size(request.size);
     Reply::json(StatusCode::OK, &json!({ "size": request.size }))
+}
+
+fn set_graph_lag(front: &FrontEnd, body: &[u8]) -> Reply {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct GraphLag {
+        unindexed: Vec<String>,
+    }
+    let request: GraphLag = match parse_body(body) {
+        Ok(request) => request,
+        Err(message) => return bad_request(&message),
+    };
+    front.state.set_graph_unindexed(&request.unindexed);
+    Reply::json(StatusCode::OK, &json!({ "unindexed": request.unindexed }))
 }
 
 fn set_az(front: &FrontEnd, body: &[u8]) -> Reply {

@@ -320,6 +320,12 @@ impl Emulator {
         self.front.state.set_page_size(size);
     }
 
+    /// Resource Graph leaves these resources out of its answers, as if it had not caught
+    /// up with ARM yet (ARM still serves them); an empty list ends the lag.
+    pub fn set_graph_unindexed(&self, resource_ids: &[String]) {
+        self.front.state.set_graph_unindexed(resource_ids);
+    }
+
     /// Starts or deallocates a VM; `false` when there is no such VM.
     pub fn set_power_state(&self, vm_id: &str, running: bool) -> bool {
         self.front.state.set_power_state(vm_id, running)

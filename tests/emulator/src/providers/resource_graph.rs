@@ -269,6 +269,7 @@ pub(super) fn query(call: &mut Call<'_>) -> ArmResponse {
         let table = GraphTable::build(
             &call.inner.resources,
             call.inner.client_public_key.as_deref(),
+            &call.inner.graph_unindexed,
             generation,
         );
         call.inner.graph = Some(table);
@@ -387,7 +388,7 @@ pub fn query_world(world: &World, query: &str) -> Result<Vec<Map<String, Value>>
     let refused = |error: QueryError| format!("{}: {}", error.code, error.message);
     let resources = materialise(world, &Bindings::default(), jiff::Timestamp::now())
         .map_err(|error| format!("the world does not materialise: {error}"))?;
-    let table = GraphTable::build(&resources, None, 1);
+    let table = GraphTable::build(&resources, None, &std::collections::HashSet::new(), 1);
     let schema = schema();
     let source = Scoped {
         table: &table,

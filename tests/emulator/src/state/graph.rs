@@ -9,7 +9,7 @@
 //! that row, then kept with the view: finding one VM among thousands renders one VM.
 //! Rows hold their values in shared cells, so queries pass them along without copying.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
 use serde_json::{Value, json};
@@ -96,10 +96,12 @@ pub(crate) struct GraphTable {
 
 impl GraphTable {
     /// Builds the table from the resources (`client_public_key`: what VMs list in
-    /// `osProfile`).
+    /// `osProfile`), leaving out the resources whose lower-cased ids are in `unindexed`
+    /// (Resource Graph has not caught up with them yet).
     pub(crate) fn build(
         resources: &Resources,
         client_public_key: Option<&str>,
+        unindexed: &HashSet<String>,
         generation: u64,
     ) -> GraphTable {
         let null = Arc::new(Value::Null);
@@ -108,6 +110,10 @@ impl GraphTable {
         let tenant = Arc::new(Value::String(resources.tenant_id.clone()));
         let mut entries: Vec<(String, Entry)> = Vec::new();
         let mut add = |placement: &Placement, kind: Kind, provider_type: &str, key: &String| {
+            let lower_id = placement.id.to_ascii_lowercase();
+            if unindexed.contains(&lower_id) {
+                return;
+            }
             let text = |value: &str| Arc::new(Value::String(value.to_owned()));
             let cells = vec![
                 text(&placement.id),
@@ -128,7 +134,7 @@ impl GraphTable {
                 null.clone(),
             ];
             entries.push((
-                placement.id.to_ascii_lowercase(),
+                lower_id,
                 Entry {
                     kind,
                     key: key.clone(),
@@ -334,7 +340,7 @@ mod tests {
         let Ok(resources) = resources else {
             panic!("the default world materialises");
         };
-        let table = GraphTable::build(&resources, None, 7);
+        let table = GraphTable::build(&resources, None, &HashSet::new(), 7);
         assert_eq!(table.generation, 7);
         let rendered = |table: &GraphTable| {
             table

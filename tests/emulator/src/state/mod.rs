@@ -177,6 +177,7 @@ pub async fn start_world(
         inner: Arc::new(Mutex::new(Inner {
             resources: Tracked::new(resources),
             graph: None,
+            graph_unindexed: std::collections::HashSet::new(),
             clock: settings.clock.clone(),
             client_ip: settings.client_ip,
             initiating_delay: settings.initiating_delay,
@@ -281,6 +282,9 @@ pub(crate) struct Inner {
     pub resources: Tracked,
     /// Resource Graph's table, as of some generation of `resources`.
     pub graph: Option<graph::GraphTable>,
+    /// Lower-cased ids of resources Resource Graph leaves out, as if it had not indexed
+    /// them yet (it lags ARM by seconds to minutes); set by the admin API.
+    pub graph_unindexed: std::collections::HashSet<String>,
     pub clock: crate::clock::Clock,
     pub client_ip: IpAddr,
     pub initiating_delay: SignedDuration,
@@ -389,6 +393,18 @@ impl SharedState {
     /// The caller moved (IP drift).
     pub fn set_client_ip(&self, ip: IpAddr) {
         self.lock().client_ip = ip;
+    }
+
+    /// Resource Graph leaves these resources out of every query (ids, any case), as if
+    /// it lagged behind ARM, until another list replaces this one; ARM still serves
+    /// them. Empty: Resource Graph knows everything again.
+    pub fn set_graph_unindexed(&self, resource_ids: &[String]) {
+        let mut inner = self.lock();
+        inner.graph_unindexed = resource_ids
+            .iter()
+            .map(|id| id.trim_end_matches('/').to_ascii_lowercase())
+            .collect();
+        inner.graph = None;
     }
 
     /// Pages every list (`nextLink`, `$skipToken`) at this size; `None` for one page.
