@@ -271,12 +271,16 @@ def startup(bin_dir, peers, rounds):
         ]
     env = dict(os.environ, NO_COLOR="1")
     samples = {label: [] for label, _ in commands}
+    # Per round, `az version` ÷ `jit --version` when both ran: the issue's "median ratio,
+    # interleaved runs" (each pair ran within the same round, under the same load).
+    round_ratios = []
     peak = {label: 0 for label, _ in commands}
     peer_rounds = max(5, rounds // 3)
     # Interleaved, in a new order each round (the same for every run of the bench), so
     # that no command always runs right after another.
     shuffler = random.Random(11)
     for round_number in range(rounds):
+        this_round = {}
         for label, argv in shuffler.sample(commands, len(commands)):
             if label.startswith(("az", "python")) and round_number >= peer_rounds:
                 continue
@@ -284,6 +288,9 @@ def startup(bin_dir, peers, rounds):
             if status != 0:
                 raise SystemExit(f"{label} failed ({status}): {' '.join(argv)}")
             samples[label].append(wall)
+            this_round[label] = wall
+        if "az version" in this_round:
+            round_ratios.append(this_round["az version"] / this_round["jit --version"])
     for label, argv in commands:
         peak[label] = run_measured(argv, env)[1] or 0
     result = {label: {"median_ms": median_ms(values), "runs": len(values), "peak_rss_kib": peak[label],
@@ -295,6 +302,8 @@ def startup(bin_dir, peers, rounds):
     result["jit --help minus /bin/true (ms)"] = round(result["jit --help"]["median_ms"] - floor, 2)
     if peers:
         result["az version / jit --version"] = round(result["az version"]["median_ms"] / version, 1)
+        result["az version / jit --version, median of per-round ratios"] = round(
+            statistics.median(round_ratios), 1)
     rows = [(label, f"{value['median_ms']:.2f} ms", value["runs"], f"{value['peak_rss_kib'] / 1024:.1f} MiB")
             for label, value in result.items() if isinstance(value, dict)]
     table("start-up (median wall time, interleaved runs)", ("command", "median", "runs", "peak RSS"), rows)
