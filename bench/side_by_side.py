@@ -663,7 +663,7 @@ def agent_at_rest(bin_dir, work, seconds=30):
 def sizes(bin_dir):
     """The release binaries, and the Windows ones when packaging/build-release built them."""
     result = {}
-    windows = os.path.join(os.path.dirname(os.path.dirname(bin_dir)), "x86_64-pc-windows-gnu", "release")
+    windows = os.path.join(os.path.dirname(bin_dir), "x86_64-pc-windows-gnu", "release")
     for directory, suffix, label in ((bin_dir, "", "Linux x86_64"), (windows, ".exe", "Windows x86_64")):
         for binary in ("jit", "jit-agent", "jit-emulator"):
             path = os.path.join(directory, binary + suffix)
