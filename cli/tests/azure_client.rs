@@ -153,9 +153,9 @@ fn requests_to(emulator: &Emulator, method: &str, suffix: &str) -> Vec<RequestRe
         .requests()
         .into_iter()
         .filter(|record| {
-            let path = record.path.split('?').next().unwrap_or_default();
             record.method.eq_ignore_ascii_case(method)
-                && path
+                && record
+                    .path_without_query()
                     .to_ascii_lowercase()
                     .ends_with(&suffix.to_ascii_lowercase())
         })
@@ -633,10 +633,7 @@ async fn lists_follow_every_page_at_page_size_one() {
         made.iter()
             .filter(|record| {
                 record
-                    .path
-                    .split('?')
-                    .next()
-                    .unwrap_or_default()
+                    .path_without_query()
                     .to_ascii_lowercase()
                     .ends_with(suffix)
             })

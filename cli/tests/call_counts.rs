@@ -30,8 +30,11 @@ fn arm_calls(context: &TestContext) -> Vec<String> {
             path.starts_with("/subscriptions") || path.starts_with("/providers")
         })
         .map(|record| {
-            let path = record.path.split('?').next().unwrap_or_default();
-            format!("{} {}", record.method, path.to_ascii_lowercase())
+            format!(
+                "{} {}",
+                record.method,
+                record.path_without_query().to_ascii_lowercase()
+            )
         })
         .collect()
 }

@@ -68,17 +68,7 @@ fn token_calls(context: &TestContext) -> usize {
 }
 
 fn requests_to(context: &TestContext, path_start: &str) -> usize {
-    context
-        .emulator
-        .requests()
-        .iter()
-        .filter(|record| {
-            record
-                .path
-                .to_ascii_lowercase()
-                .starts_with(&path_start.to_ascii_lowercase())
-        })
-        .count()
+    support::count_requests_under(&context.emulator, path_start)
 }
 
 fn listed_vms(output: &Output) -> usize {

@@ -127,41 +127,13 @@ fn stop(child: Child, signal: (Signal, i32, &str)) -> String {
 
 /// `METHOD status` of every logged call to `path` (exact, query dropped).
 fn calls(context: &TestContext, path: &str) -> Vec<String> {
-    context
-        .emulator
-        .requests()
-        .iter()
-        .filter(|record| {
-            record
-                .path
-                .split('?')
-                .next()
-                .is_some_and(|logged| logged.eq_ignore_ascii_case(path))
-        })
-        .map(|record| {
-            format!(
-                "{} {}",
-                record.method,
-                record
-                    .status
-                    .map_or_else(|| "reset".to_owned(), |status| status.to_string())
-            )
-        })
-        .collect()
+    support::requests_to(&context.emulator, path)
 }
 
 fn web_policy(context: &TestContext) -> Value {
-    context.emulator.snapshot()["jit_policies"]
-        .as_array()
-        .expect("policies")
-        .iter()
-        .find(|policy| {
-            policy["id"]
-                .as_str()
-                .is_some_and(|id| id.eq_ignore_ascii_case(WEB_POLICY))
-        })
-        .cloned()
-        .expect("the rg-web policy")
+    let policy = support::policy_in_state(&context.emulator, WEB_POLICY);
+    assert!(!policy.is_null(), "the rg-web policy");
+    policy
 }
 
 /// The VM names in the rg-web policy, each with its ports (as the policy lists them).

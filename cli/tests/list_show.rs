@@ -363,17 +363,10 @@ fn paging_one_row_at_a_time_gives_the_same_listing() {
 }
 
 fn graph_queries(context: &TestContext) -> usize {
-    context
-        .emulator
-        .requests()
-        .iter()
-        .filter(|record| {
-            record
-                .path
-                .to_ascii_lowercase()
-                .starts_with("/providers/microsoft.resourcegraph/resources")
-        })
-        .count()
+    support::count_requests_under(
+        &context.emulator,
+        "/providers/microsoft.resourcegraph/resources",
+    )
 }
 
 /// Opens `port` (the policy's first for the VM) for `198.51.100.7` for 90 minutes with

@@ -13,6 +13,7 @@
 //! failure reproduces) tune it.
 
 mod policy_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -8,6 +8,7 @@
 //! else moved.
 
 mod policy_support;
+mod support;
 
 use std::time::Duration;
 

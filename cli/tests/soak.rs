@@ -286,14 +286,7 @@ fn accepted_writes(requests: &[RequestRecord], worker: usize) -> (usize, usize) 
     let policy = policy_path(worker).to_ascii_lowercase();
     let initiate = format!("{policy}/initiate");
     let accepted = |record: &&RequestRecord| record.status.is_some_and(|s| (200..300).contains(&s));
-    let path = |record: &RequestRecord| {
-        record
-            .path
-            .split('?')
-            .next()
-            .unwrap_or_default()
-            .to_ascii_lowercase()
-    };
+    let path = |record: &RequestRecord| record.path_without_query().to_ascii_lowercase();
     let initiates = requests
         .iter()
         .filter(accepted)
@@ -311,18 +304,7 @@ fn accepted_writes(requests: &[RequestRecord], worker: usize) -> (usize, usize) 
 
 /// The worker's policy as Azure holds it.
 fn policy(context: &TestContext, worker: usize) -> Value {
-    let id = policy_path(worker);
-    context.emulator.snapshot()["jit_policies"]
-        .as_array()
-        .expect("policies")
-        .iter()
-        .find(|policy| {
-            policy["id"]
-                .as_str()
-                .is_some_and(|candidate| candidate.eq_ignore_ascii_case(&id))
-        })
-        .cloned()
-        .unwrap_or(Value::Null)
+    support::policy_in_state(&context.emulator, &policy_path(worker))
 }
 
 /// The (SSH) port entry of a VM in a policy, as `(number, sources, maximum)`.
@@ -338,22 +320,9 @@ fn ssh_entry(policy: &Value, vm: &str) -> Option<(u64, Vec<String>, String)> {
     // The emulator serves each VM's port 22 on a loopback port of its own, which the
     // policy lists instead.
     let port = entry["ports"].as_array()?.first()?;
-    let mut sources: Vec<String> = port["allowedSourceAddressPrefix"]
-        .as_str()
-        .map(str::to_owned)
-        .into_iter()
-        .chain(
-            port["allowedSourceAddressPrefixes"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|source| source.as_str().map(str::to_owned)),
-        )
-        .collect();
-    sources.sort();
     Some((
         port["number"].as_u64()?,
-        sources,
+        support::rule_sources(port),
         port["maxRequestAccessDuration"]
             .as_str()
             .unwrap_or_default()
@@ -738,13 +707,7 @@ fn round(size: Size) -> Tally {
         })
         .count() as u64;
     for record in context.emulator.requests() {
-        if record.method == "POST"
-            && record
-                .path
-                .split('?')
-                .next()
-                .is_some_and(|path| path.ends_with("/initiate"))
-        {
+        if record.method == "POST" && record.path_without_query().ends_with("/initiate") {
             let status = record
                 .status
                 .map_or_else(|| "reset".to_owned(), |status| status.to_string());

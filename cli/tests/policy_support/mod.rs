@@ -1,7 +1,7 @@
-//! What the policy-administration suites share: an in-process ARM client of an
-//! emulator, the default world's ids, and reading policies back from the emulator's
-//! state (never through `jit` itself, so a test cannot agree with the code it tests by
-//! construction).
+//! What the policy-administration suites share (each also includes `support`): an
+//! in-process ARM client of an emulator, the default world's ids, and reading policies
+//! back from the emulator's state (never through `jit` itself, so a test cannot agree
+//! with the code it tests by construction).
 
 #![allow(dead_code)]
 
@@ -79,17 +79,7 @@ pub fn arm(emulator: &Emulator) -> ArmClient {
 
 /// A policy as the emulator holds it now (`Value::Null` when there is none).
 pub fn policy(emulator: &Emulator, id: &str) -> Value {
-    emulator.snapshot()["jit_policies"]
-        .as_array()
-        .expect("policies")
-        .iter()
-        .find(|policy| {
-            policy["id"]
-                .as_str()
-                .is_some_and(|candidate| candidate.eq_ignore_ascii_case(id))
-        })
-        .cloned()
-        .unwrap_or(Value::Null)
+    crate::support::policy_in_state(emulator, id)
 }
 
 /// A port as the tests compare it: number, protocol (upper case), sorted sources,
@@ -116,26 +106,13 @@ pub fn entries(policy: &Value) -> std::collections::BTreeMap<String, Vec<PortKey
                         .into_iter()
                         .flatten()
                         .map(|port| {
-                            let mut sources: Vec<String> = port["allowedSourceAddressPrefix"]
-                                .as_str()
-                                .map(str::to_owned)
-                                .into_iter()
-                                .chain(
-                                    port["allowedSourceAddressPrefixes"]
-                                        .as_array()
-                                        .into_iter()
-                                        .flatten()
-                                        .filter_map(|source| source.as_str().map(str::to_owned)),
-                                )
-                                .collect();
-                            sources.sort();
                             (
                                 port["number"].as_u64().unwrap_or_default(),
                                 port["protocol"]
                                     .as_str()
                                     .unwrap_or_default()
                                     .to_ascii_uppercase(),
-                                sources,
+                                crate::support::rule_sources(port),
                                 port["maxRequestAccessDuration"]
                                     .as_str()
                                     .unwrap_or_default()
@@ -167,26 +144,8 @@ pub fn entry(vm_id: &str, ports: &[(u16, &str)]) -> Value {
     })
 }
 
-/// `METHOD path` of every logged ARM request to the policy (query dropped), in order.
+/// `METHOD status` of every logged ARM request to the policy itself (query dropped), in
+/// order.
 pub fn policy_requests(emulator: &Emulator, policy_id: &str) -> Vec<String> {
-    emulator
-        .requests()
-        .into_iter()
-        .filter(|record| {
-            record
-                .path
-                .split('?')
-                .next()
-                .is_some_and(|path| path.eq_ignore_ascii_case(policy_id))
-        })
-        .map(|record| {
-            format!(
-                "{} {}",
-                record.method,
-                record
-                    .status
-                    .map_or_else(|| "reset".to_owned(), |status| status.to_string())
-            )
-        })
-        .collect()
+    crate::support::requests_to(emulator, policy_id)
 }

@@ -205,3 +205,67 @@ pub fn install_program(context: &TestContext, name: &str, script: &str) -> PathB
 pub fn os_args(arguments: &[&str]) -> Vec<OsString> {
     arguments.iter().map(OsString::from).collect()
 }
+
+/// `METHOD status` of every logged request to `path` (the query ignored, any case), in
+/// order; `reset` for a connection the emulator dropped instead of answering.
+pub fn requests_to(emulator: &Emulator, path: &str) -> Vec<String> {
+    emulator
+        .requests()
+        .iter()
+        .filter(|record| record.is_to(path))
+        .map(|record| {
+            format!(
+                "{} {}",
+                record.method,
+                record
+                    .status
+                    .map_or_else(|| "reset".to_owned(), |status| status.to_string())
+            )
+        })
+        .collect()
+}
+
+/// How many logged requests went to a path starting with `prefix` (any case).
+pub fn count_requests_under(emulator: &Emulator, prefix: &str) -> usize {
+    let prefix = prefix.to_ascii_lowercase();
+    emulator
+        .requests()
+        .iter()
+        .filter(|record| record.path.to_ascii_lowercase().starts_with(&prefix))
+        .count()
+}
+
+/// The JIT policy `policy_id` (any case) as the emulator holds it; `Value::Null` when
+/// there is none.
+pub fn policy_in_state(emulator: &Emulator, policy_id: &str) -> serde_json::Value {
+    emulator.snapshot()["jit_policies"]
+        .as_array()
+        .expect("the state lists policies")
+        .iter()
+        .find(|policy| {
+            policy["id"]
+                .as_str()
+                .is_some_and(|id| id.eq_ignore_ascii_case(policy_id))
+        })
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// The sources a policy's port rule allows (`allowedSourceAddressPrefix` and
+/// `allowedSourceAddressPrefixes` together), sorted.
+pub fn rule_sources(port: &serde_json::Value) -> Vec<String> {
+    let mut sources: Vec<String> = port["allowedSourceAddressPrefix"]
+        .as_str()
+        .map(str::to_owned)
+        .into_iter()
+        .chain(
+            port["allowedSourceAddressPrefixes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|source| source.as_str().map(str::to_owned)),
+        )
+        .collect();
+    sources.sort();
+    sources
+}

@@ -36,6 +36,21 @@ pub struct RequestRecord {
     pub hooks: Vec<u64>,
 }
 
+impl RequestRecord {
+    /// The path without its query (`?api-version=…`), as sent.
+    pub fn path_without_query(&self) -> &str {
+        self.path
+            .split_once('?')
+            .map_or(&self.path, |(path, _)| path)
+    }
+
+    /// Whether this request went to `path` (the query ignored, ARM paths compare in any
+    /// case).
+    pub fn is_to(&self, path: &str) -> bool {
+        self.path_without_query().eq_ignore_ascii_case(path)
+    }
+}
+
 /// Everything the front end serves from.
 #[derive(Debug)]
 pub(crate) struct FrontEnd {
