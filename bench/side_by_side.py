@@ -110,19 +110,18 @@ def median_ms(samples):
     return round(statistics.median(samples) * 1000, 2)
 
 
+def proc_field(path, key):
+    """The value of the first `key: value` line of a /proc file ("" where there is none)."""
+    try:
+        with open(path, encoding="utf-8") as lines:
+            return next((line.split(":", 1)[1].strip() for line in lines if line.startswith(key)), "")
+    except OSError:
+        return ""
+
+
 def machine():
-    model = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
-    except OSError:
-        pass
-    memory = ""
-    try:
-        with open("/proc/meminfo", encoding="utf-8") as meminfo:
-            memory = next((line.split(":", 1)[1].strip() for line in meminfo if line.startswith("MemTotal")), "")
-    except OSError:
-        pass
+    model = proc_field("/proc/cpuinfo", "model name")
+    memory = proc_field("/proc/meminfo", "MemTotal")
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
